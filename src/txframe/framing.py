@@ -1,0 +1,35 @@
+"""The framers, compiled or pure: the one module that chooses between them.
+
+``TXFRAME_NO_EXTENSIONS=1`` (or any interpreter but CPython) selects pure Python;
+otherwise the compiled modules are used when they were built and import cleanly.
+Everything else in txframe imports framers from here, never from ``_*_c`` / ``_*_py``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+NO_EXTENSIONS: bool = (
+    os.environ.get("TXFRAME_NO_EXTENSIONS", "") not in ("", "0")
+    or platform.python_implementation() != "CPython"
+)
+
+#: ``"compiled"`` when the Cython framers are in use, else ``"pure"``.
+implementation = "pure"
+
+if TYPE_CHECKING:
+    from ._lines_py import LineFramer
+elif not NO_EXTENSIONS:
+    try:
+        from ._lines_c import LineFramer
+    except ImportError:  # built without a compiler: the pure twin below
+        pass
+    else:
+        implementation = "compiled"
+
+if implementation == "pure":
+    from ._lines_py import LineFramer
+
+__all__ = ["LineFramer", "NO_EXTENSIONS", "implementation"]

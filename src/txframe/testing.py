@@ -1,0 +1,99 @@
+"""Test helpers: Twisted's ``AccumulatingProtocol`` and chunked delivery.
+
+``AccumulatingProtocol`` has the API of :class:`twisted.internet.testing.AccumulatingProtocol`
+but collects data in linear time (Twisted's concatenates on every call). ``deliver``
+feeds bytes to any protocol in chunks of given sizes, down to one byte, as the
+``IProtocol.dataReceived`` documentation asks protocol tests to do.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable, Iterator
+
+from twisted.internet import protocol
+
+__all__ = ["AccumulatingProtocol", "chunks", "deliver"]
+
+
+class AccumulatingProtocol(protocol.Protocol):
+    """Collects the data delivered to it; can fire Deferreds on connect and disconnect.
+
+    :ivar made: 1 once ``connectionMade`` was called.
+    :ivar data: all the bytes passed to ``dataReceived`` (assignable, e.g. ``b""``).
+    :ivar closed: 1 once ``connectionLost`` was called.
+    :ivar closedReason: the *reason* given to ``connectionLost``.
+    :ivar closedDeferred: if set, fired with ``None`` by ``connectionLost``.
+    :ivar factory: if it has a ``protocolConnectionMade`` Deferred, that is fired with
+        this protocol by ``connectionMade`` (and reset to ``None``).
+    """
+
+    made = closed = 0
+    closedReason: Any = None
+    closedDeferred: Any = None
+    factory: Any = None
+    _chunks: list[bytes] | None = None
+
+    @property
+    def data(self) -> bytes:
+        received = self._chunks
+        if not received:
+            return b""
+        if len(received) > 1:
+            received[:] = [b"".join(received)]
+        return received[0]
+
+    @data.setter
+    def data(self, value: bytes) -> None:
+        self._chunks = [bytes(value)]
+
+    def connectionMade(self) -> None:
+        self.made = 1
+        factory = self.factory
+        waiting = getattr(factory, "protocolConnectionMade", None)
+        if waiting is not None:
+            factory.protocolConnectionMade = None
+            waiting.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        received = self._chunks
+        if received is None:
+            self._chunks = [data]
+        else:
+            received.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = 1
+        self.closedReason = reason
+        if self.closedDeferred is not None:
+            waiting, self.closedDeferred = self.closedDeferred, None
+            waiting.callback(None)
+
+
+def chunks(data: bytes, sizes: int | Iterable[int] = 1) -> Iterator[bytes]:
+    """Cut *data* into pieces: all of size *sizes*, or of the successive given sizes.
+
+    A sequence of sizes is repeated until the data runs out; sizes must be positive.
+    """
+    size_iter = itertools.repeat(sizes) if isinstance(sizes, int) else itertools.cycle(sizes)
+    offset = 0
+    while offset < len(data):
+        size = next(size_iter)
+        if size < 1:
+            raise ValueError(f"chunk sizes must be positive, not {size}")
+        yield data[offset : offset + size]
+        offset += size
+
+
+def deliver(proto: Any, data: bytes, sizes: int | Iterable[int] = 1) -> list[Any]:
+    """Feed *data* to ``proto.dataReceived`` in chunks; return what each call returned.
+
+    Like a real transport, it stops once ``proto.transport.disconnecting`` is set.
+    """
+    results = []
+    for piece in chunks(data, sizes):
+        transport = getattr(proto, "transport", None)
+        if transport is not None and transport.disconnecting:
+            break
+        results.append(proto.dataReceived(piece))
+    return results
