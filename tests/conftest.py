@@ -50,9 +50,11 @@ def _implementation(kind):
 
     class LineReceiver(basic.LineReceiver):
         _lineFramer = module.LineFramer
+        dataReceived = module.data_received
 
     class LineOnlyReceiver(basic.LineOnlyReceiver):
         _lineFramer = module.LineFramer
+        dataReceived = module.data_received
 
     return SimpleNamespace(
         name=kind,

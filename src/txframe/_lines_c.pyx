@@ -1,23 +1,37 @@
 # cython: language_level=3, freethreading_compatible=True, embedsignature=True
 """Line framing, compiled: the twin of ``_lines_py.py`` (read its docstring).
 
-One malloc'd buffer with a read offset; lines are built once, straight from it, and
-handed to the sink by the loop below, which re-reads the sink's ``delimiter``,
-``MAX_LENGTH`` and ``transport`` after every callback exactly as the pure version does.
-The loop never keeps a pointer or offset across a callback: callbacks may feed more
-data (the buffer may move), clear it, pause, or switch modes.
+One malloc'd buffer with a read offset; each line is built once, straight from it, and
+handed to the sink by the loop below. The loop never keeps a pointer or offset across
+a callback: callbacks may feed more data (the buffer may move), clear it, pause, or
+switch modes.
+
+Reading ``delimiter`` and ``MAX_LENGTH`` from the sink after every line would cost more
+than the rest of the loop, so the sink's class may declare them with :class:`Setting`
+descriptors: assigning one marks the framer stale, and a change of the class shows in
+its type version tag. A sink without them (any other object) is simply re-read after
+every line.
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.object cimport PyObject, PyObject_GenericSetAttr
 from libc.string cimport memchr, memcmp, memcpy, memmove
+
+import math
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
+    unsigned long Py_TPFLAGS_VALID_VERSION_TAG
+    ctypedef struct TypeObject "PyTypeObject":
+        unsigned long tp_flags
+        unsigned int tp_version_tag
+    TypeObject* Py_TYPE(object)
+    PyObject* _PyType_Lookup(TypeObject*, object)
 
 cdef Py_ssize_t MIN_CAPACITY = 256
-cdef Py_ssize_t KEEP_CAPACITY = 65536  # an idle buffer bigger than this is given back
+cdef Py_ssize_t KEEP_CAPACITY = 65536  # a bigger buffer is freed once empty
 
 
 cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
@@ -36,30 +50,28 @@ cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
     return -1
 
 
-cdef inline bint longer_than(Py_ssize_t n, object limit) except -1:
-    """``n > limit`` with Python's semantics (MAX_LENGTH may be any number)."""
-    cdef Py_ssize_t c_limit
-    if type(limit) is int:
-        try:
-            c_limit = limit
-        except OverflowError:
-            return limit < 0
-        return n > c_limit
-    return n > limit
+cdef Py_ssize_t clamp(object n):
+    if n >= PY_SSIZE_T_MAX:
+        return PY_SSIZE_T_MAX
+    if n < -1:
+        return -1
+    return n
 
 
-cdef inline bint at_least(Py_ssize_t n, object limit, Py_ssize_t extra) except -1:
-    """``n >= limit + extra`` with Python's semantics."""
-    cdef Py_ssize_t c_limit
-    if type(limit) is int:
-        try:
-            c_limit = limit
-        except OverflowError:
-            return limit < 0
-        if c_limit > PY_SSIZE_T_MAX - extra:
-            return False
-        return n >= c_limit + extra
-    return n >= limit + extra
+cdef tuple thresholds(object limit, Py_ssize_t dlen):
+    """(longest line allowed, shortest unterminated buffer that is too long).
+
+    Mirrors Twisted's ``len(line) > MAX_LENGTH`` and ``len(buffer) >= MAX_LENGTH +
+    len(delimiter)`` for any real number, infinities and NaN included.
+    """
+    if isinstance(limit, float):
+        if limit != limit or limit == math.inf:  # NaN compares false: never too long
+            return PY_SSIZE_T_MAX, PY_SSIZE_T_MAX
+        if limit == -math.inf:
+            return -1, 0
+    if isinstance(limit, int):
+        return clamp(limit), max(clamp(limit + dlen), 0)
+    return clamp(math.floor(limit)), max(clamp(math.ceil(limit + dlen)), 0)
 
 
 cdef bytes checked_delimiter(object delimiter):
@@ -71,6 +83,47 @@ cdef bytes checked_delimiter(object delimiter):
 
 
 @cython.final
+cdef class Setting:
+    """A line protocol's ``delimiter`` or ``MAX_LENGTH``: a class attribute that tells
+    the connection's framer when an instance changes it.
+
+    The value lives in ``_txframe_<name>`` on the class or the instance.
+    """
+
+    cdef readonly str name
+    cdef str _store
+
+    def __cinit__(self, str name):
+        self.name = name
+        self._store = "_txframe_" + name
+
+    def __get__(self, obj, objtype):
+        if obj is None:
+            return getattr(objtype, self._store)
+        return getattr(obj, self._store)
+
+    def __set__(self, obj, value):
+        PyObject_GenericSetAttr(obj, self._store, value)
+        self._notify(obj)
+
+    def __delete__(self, obj):
+        delattr(obj, self._store)
+        self._notify(obj)
+
+    cdef _notify(self, obj):
+        framer = getattr(obj, "_framer", None)
+        if type(framer) is LineFramer:
+            (<LineFramer>framer)._stale = True
+
+
+cdef inline bint declared(TypeObject* tp, str name):
+    """Whether *name* on the type resolves to a Setting."""
+    cdef PyObject* found = _PyType_Lookup(tp, name)
+    return found != NULL and type(<object>found) is Setting
+
+
+@cython.final
+@cython.freelist(32)
 cdef class LineFramer:
     """Split a byte stream into lines and hand them to a sink.
 
@@ -84,7 +137,12 @@ cdef class LineFramer:
     cdef Py_ssize_t _start  # first byte not yet delivered
     cdef Py_ssize_t _end  # one past the last byte received
     cdef Py_ssize_t _scan  # no delimiter starts in [_start, _scan)
-    cdef bytes _delim  # the delimiter _scan is valid for
+    cdef bytes _delim  # the sink's delimiter, as last read
+    cdef Py_ssize_t _line_max  # from MAX_LENGTH: a longer line is too long
+    cdef Py_ssize_t _partial_min  # an unterminated buffer this long is too long
+    cdef TypeObject* _type  # settings are current while the sink's type and
+    cdef unsigned int _tag  # its version tag are these, and not _stale
+    cdef bint _stale
     cdef readonly bint line_only
     cdef bint _line_mode
     cdef bint _paused
@@ -93,6 +151,7 @@ cdef class LineFramer:
     def __cinit__(self, bint line_only=False):
         self.line_only = line_only
         self._line_mode = True
+        self._stale = True
 
     def __dealloc__(self):
         PyMem_Free(self._buf)
@@ -120,6 +179,9 @@ cdef class LineFramer:
     @property
     def idle(self):
         """True when the framer holds no state worth keeping."""
+        return self._idle()
+
+    cdef inline bint _idle(self) noexcept:
         return (not self._busy and self._line_mode and not self._paused
                 and self._start == self._end)
 
@@ -152,7 +214,7 @@ cdef class LineFramer:
                 self._start = 0
                 self._end = live
             if n > self._cap - live:
-                if n > PY_SSIZE_T_MAX - live:
+                if n > PY_SSIZE_T_MAX // 2 - live:
                     raise MemoryError("line buffer too large")
                 capacity = max(live + n, self._cap + (self._cap >> 1), MIN_CAPACITY)
                 grown = <char*>PyMem_Realloc(self._buf, capacity)
@@ -165,7 +227,7 @@ cdef class LineFramer:
         return 0
 
     cdef void _settle(self) noexcept:
-        """Between calls: keep the buffer small and its contents at the front."""
+        """Between calls: an empty buffer restarts at 0, and a big one is given back."""
         if self._start == self._end:
             self._start = self._end = self._scan = 0
             if self._cap > KEEP_CAPACITY:
@@ -173,62 +235,78 @@ cdef class LineFramer:
                 self._buf = NULL
                 self._cap = 0
 
+    # -- settings -----------------------------------------------------------------
+
+    cdef inline int _refresh(self, sink) except -1:
+        """Make _delim and the thresholds current with the sink."""
+        cdef TypeObject* tp = Py_TYPE(sink)
+        if (not self._stale and tp == self._type and tp.tp_version_tag == self._tag
+                and tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG):
+            return 0
+        cdef bytes delim = checked_delimiter(sink.delimiter)
+        if self._delim is None or (delim is not self._delim and delim != self._delim):
+            self._scan = self._start  # what was searched was searched for another one
+        self._delim = delim
+        self._line_max, self._partial_min = thresholds(sink.MAX_LENGTH, len(delim))
+        # Cache only when both names are Settings and the type has a valid tag
+        # (the lookups above gave it one if it can have one).
+        self._type = tp
+        self._tag = tp.tp_version_tag
+        self._stale = not (tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG
+                           and declared(tp, "delimiter") and declared(tp, "MAX_LENGTH"))
+        return 0
+
     # -- the dispatch loop ------------------------------------------------------
 
     def feed(self, sink, data):
         """Take *data* and deliver what it completes; return what dataReceived returns."""
+        return self._feed(sink, data)
+
+    cdef object _feed(self, sink, data):
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"data must be bytes, not {type(data).__name__}")
             data = bytes(data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-            return None
-        if self._line_mode:
-            transport = sink.transport
-            if transport is not None and transport.disconnecting:
-                return None  # the connection is going away: disregard its lines
+        transport = sink.transport
+        if self._line_mode and transport is not None and transport.disconnecting:
+            return None  # the connection is going away: disregard its lines
         self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return None
         self._busy = True
         try:
-            return self._deliver(sink)
+            return self._deliver(sink, transport)
         finally:
             self._busy = False
             self._settle()
 
-    cdef object _deliver(self, sink):
+    cdef object _deliver(self, sink, transport):
         cdef bint line_only = self.line_only
         cdef object result = None  # LineOnlyReceiver: the last lineLengthExceeded's
         cdef object why = None
-        cdef object delimiter, transport, line, data
+        cdef object line
         cdef bytes delim
         cdef Py_ssize_t dlen, pos, start
         while not self._paused:
-            if self._start == self._end:
+            start = self._start
+            if start == self._end:
                 return result
             if not self._line_mode:
-                data = self._take_all()
-                why = sink.rawDataReceived(data)
-                if why:
+                why = sink.rawDataReceived(self._take_all())
+                if why is not None and why:
                     return why
                 continue
-            delimiter = sink.delimiter
-            if delimiter is not self._delim:
-                delim = checked_delimiter(delimiter)
-                if self._delim is None or delim != self._delim:
-                    self._scan = self._start
-                self._delim = delim
+            self._refresh(sink)
             delim = self._delim
             dlen = PyBytes_GET_SIZE(delim)
-            start = self._start
             pos = find(self._buf, max(self._scan, start), self._end,
                        PyBytes_AS_STRING(delim), dlen)
             if pos < 0:
-                if at_least(self._end - start, sink.MAX_LENGTH, dlen):
+                if self._end - start >= self._partial_min:
                     return sink.lineLengthExceeded(self._take_all())
                 self._scan = max(self._end - dlen + 1, start)
                 return result
-            if longer_than(pos - start, sink.MAX_LENGTH):
+            if pos - start > self._line_max:
                 if not line_only:
                     return sink.lineLengthExceeded(self._take_all())
                 line = PyBytes_FromStringAndSize(self._buf + start, pos - start)
@@ -238,9 +316,29 @@ cdef class LineFramer:
                 line = PyBytes_FromStringAndSize(self._buf + start, pos - start)
                 self._start = self._scan = pos + dlen
                 why = sink.lineReceived(line)
-                if why and not line_only:
+                if why is not None and not line_only and why:
                     return why
-            transport = sink.transport
             if transport is not None and transport.disconnecting:
                 return result if line_only else why
         return result
+
+
+def data_received(self, data):
+    """Split *data* into lines and deliver them (the line protocols' dataReceived).
+
+    The framer is made on demand and dropped when it holds nothing, so an idle
+    connection carries none.
+    """
+    framer = self._framer
+    if framer is None:
+        framer = self._lineFramer(self._lineOnly)
+        self._framer = framer
+    if type(framer) is LineFramer:
+        why = (<LineFramer>framer)._feed(self, data)
+        if (<LineFramer>framer)._idle():
+            self._framer = None
+        return why
+    why = framer.feed(self, data)
+    if framer.idle:
+        self._framer = None
+    return why

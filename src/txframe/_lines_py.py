@@ -1,8 +1,7 @@
 """Line framing in pure Python: the reference implementation.
 
 The compiled twin is ``_lines_c.pyx``; both have one API and are tested against each
-other and against Twisted. Import ``LineFramer`` from :mod:`txframe.framing`, not from
-here.
+other and against Twisted. Import from :mod:`txframe.framing`, not from here.
 
 A framer turns a byte stream into calls on a *sink*, the object that owns it (a
 ``LineReceiver`` in practice, but anything with these names will do):
@@ -12,7 +11,8 @@ A framer turns a byte stream into calls on a *sink*, the object that owns it (a
 ``lineReceived(line)``, ``rawDataReceived(data)``, ``lineLengthExceeded(data)``
     the callbacks;
 ``transport``
-    ``None`` or an object whose ``disconnecting`` flag stops line delivery.
+    ``None`` or an object whose ``disconnecting`` flag stops line delivery (read once
+    per ``feed``).
 
 It imports nothing from Twisted.
 """
@@ -22,6 +22,13 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 _EMPTY = b""
+
+
+class _NoTransport:
+    disconnecting = False
+
+
+_NO_TRANSPORT = _NoTransport()
 
 
 def as_bytes(data: Any) -> bytes:
@@ -49,16 +56,17 @@ class LineFramer:
     ``lineReceived`` ignored, ``lineLengthExceeded`` given only the offending line and
     delivery going on after it. Otherwise LineReceiver's rules apply.
 
-    The buffer is kept as an iterator over complete lines already split off (so each
-    chunk is split once, at C speed) plus a tail holding the partial line and anything
-    fed since; ``_scan`` remembers how far the tail was searched, so a long line
-    arriving in small pieces is scanned once.
+    The buffer is an iterator over complete lines already split off (each chunk is
+    split once, at C speed) plus a tail holding the partial line and anything fed
+    since; ``_scan`` remembers how far the tail was searched, so a long line arriving
+    in small pieces is scanned once.
     """
 
     __slots__ = (
         "line_only",
         "_line_mode",
         "_paused",
+        "_go",
         "_busy",
         "_lines",
         "_delim",
@@ -70,6 +78,7 @@ class LineFramer:
         self.line_only = bool(line_only)
         self._line_mode = 1
         self._paused = False
+        self._go = True  # line mode and not paused: the one flag the line loop reads
         self._busy = False
         self._lines: Iterator[bytes] | None = None  # complete lines not yet delivered
         self._delim: bytes | None = None  # what _lines were split on / _scan is for
@@ -86,6 +95,7 @@ class LineFramer:
     @line_mode.setter
     def line_mode(self, value: Any) -> None:
         self._line_mode = 1 if value else 0
+        self._go = bool(value) and not self._paused
 
     @property
     def paused(self) -> bool:
@@ -95,17 +105,12 @@ class LineFramer:
     @paused.setter
     def paused(self, value: Any) -> None:
         self._paused = bool(value)
+        self._go = self._line_mode == 1 and not value
 
     @property
     def idle(self) -> bool:
         """True when the framer holds no state worth keeping."""
-        return (
-            not self._busy
-            and self._line_mode == 1
-            and not self._paused
-            and self._lines is None
-            and not self._tail
-        )
+        return not self._busy and self._go and self._lines is None and not self._tail
 
     def buffered(self) -> bytes:
         """Every byte received and not yet delivered."""
@@ -132,101 +137,118 @@ class LineFramer:
 
     def feed(self, sink: Any, data: Any) -> Any:
         """Take *data* and deliver what it completes; return what dataReceived returns."""
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            self._append(data)
-            return None
-        if self._line_mode:
-            transport = sink.transport
-            if transport is not None and transport.disconnecting:
-                return None  # the connection is going away: disregard its lines
-        self._append(data)
-        self._busy = True
-        try:
-            return self._deliver(sink)
-        finally:
-            self._busy = False
+        return data_received(sink, data, self)
 
-    def _append(self, data: bytes) -> None:
-        if not data:
-            return
-        tail = self._tail
+
+def data_received(sink: Any, data: Any, framer: Any = None) -> Any:
+    """Split *data* into lines and deliver them: ``LineFramer.feed`` and, bound as a
+    method, the line protocols' ``dataReceived``.
+
+    Called as a method it uses (and makes on demand) the protocol's ``_framer``, and
+    drops it when it holds nothing, so an idle connection carries none. It is one
+    function on purpose: in pure Python a call costs more than a line.
+    """
+    owner = None
+    if framer is None:
+        owner = sink
+        framer = sink._framer
+        if framer is None:
+            framer = sink._framer = sink._lineFramer(sink._lineOnly)
+    if type(data) is not bytes:
+        data = as_bytes(data)
+    transport = sink.transport
+    if transport is None:
+        transport = _NO_TRANSPORT
+    elif transport.disconnecting and framer._line_mode:
+        return None  # the connection is going away: disregard its lines
+    if data:  # append to the tail
+        tail = framer._tail
         if not tail:
-            self._tail = data
+            framer._tail = data
         elif type(tail) is bytearray:
             tail += data
         elif len(tail) <= 256 or len(tail) <= 2 * len(data):
-            self._tail = tail + data  # a short copy beats growing a bytearray
+            framer._tail = tail + data  # a short copy beats growing a bytearray
         else:
             grown = bytearray(tail)
             grown += data
-            self._tail = grown
+            framer._tail = grown
+    if framer._busy:  # re-entered from a callback: the running loop delivers it
+        return None
+    framer._busy = True
+    try:
+        return _deliver(framer, sink, transport)
+    finally:
+        framer._busy = False
+        if owner is not None and framer._lines is None and not framer._tail and framer._go:
+            owner._framer = None
 
-    def _split_tail(self, sink: Any) -> Iterator[bytes] | None:
-        """Split the tail into lines; None if it holds no complete line."""
-        delim = sink.delimiter
-        if delim is not self._delim:
-            check_delimiter(delim)
-            if delim != self._delim:
-                self._scan = 0
-            self._delim = delim
-        tail = self._tail
-        if tail.find(delim, self._scan) < 0:
-            self._scan = max(len(tail) - len(delim) + 1, 0)
-            return None
-        if type(tail) is not bytes:
-            tail = bytes(tail)
-        lines = tail.split(delim)
-        self._tail = lines.pop()
-        self._scan = 0
-        self._lines = iterator = iter(lines)
-        return iterator
 
-    def _deliver(self, sink: Any) -> Any:
-        line_only = self.line_only
-        result = None  # LineOnlyReceiver: what the last lineLengthExceeded returned
-        why = None
-        while not self._paused:
-            if not self._line_mode:
-                data = self.clear()
-                if not data:
-                    return None
-                why = sink.rawDataReceived(data)
-                if why:
-                    return why
-                continue
-            lines = self._lines
-            if lines is None:
-                if not self._tail:
-                    return result
-                lines = self._split_tail(sink)
-                if lines is None:
-                    if len(self._tail) >= sink.MAX_LENGTH + len(self._delim):  # type: ignore[arg-type]
-                        return sink.lineLengthExceeded(self.clear())
-                    return result
-            delim = self._delim
+def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
+    line_only = framer.line_only
+    result = None  # LineOnlyReceiver: what the last lineLengthExceeded returned
+    why = None
+    while not framer._paused:
+        if not framer._line_mode:
+            data = framer.clear()
+            if not data:
+                return None
+            why = sink.rawDataReceived(data)
+            if why:
+                return why
+            continue
+        lines = framer._lines
+        if lines is None:  # split the tail, if it holds a complete line
+            tail = framer._tail
+            if not tail:
+                return result
+            delim = sink.delimiter
+            if delim is not framer._delim:
+                check_delimiter(delim)
+                if delim != framer._delim:
+                    framer._scan = 0
+                framer._delim = delim
+            if tail.find(delim, framer._scan) < 0:
+                if len(tail) >= sink.MAX_LENGTH + len(delim):
+                    return sink.lineLengthExceeded(framer.clear())
+                framer._scan = max(len(tail) - len(delim) + 1, 0)
+                return result
+            if type(tail) is not bytes:
+                tail = bytes(tail)
+            split = tail.split(delim)
+            framer._tail = split.pop()
+            framer._scan = 0
+            framer._lines = lines = iter(split)
+        delim = framer._delim
+        if line_only:
             for line in lines:
                 if len(line) > sink.MAX_LENGTH:
-                    if not line_only:
-                        return sink.lineLengthExceeded(line + delim + self.clear())
                     result = sink.lineLengthExceeded(line)
                 else:
-                    why = sink.lineReceived(line)
-                    if why and not line_only:
-                        return why
-                transport = sink.transport
-                if transport is not None and transport.disconnecting:
-                    return result if line_only else why
-                if self._paused or not self._line_mode or sink.delimiter is not delim:
+                    sink.lineReceived(line)
+                if transport.disconnecting:
+                    return result
+                if not framer._go or sink.delimiter is not delim:
                     break
             else:
-                self._lines = None
+                framer._lines = None
                 continue
-            delimiter = sink.delimiter
-            if self._line_mode and delimiter is not delim:
-                if delimiter == delim:
-                    self._delim = delimiter
-                else:  # re-split what is left on the new delimiter
-                    self._tail = self.clear()
-        return result
+        else:
+            for line in lines:
+                if len(line) > sink.MAX_LENGTH:
+                    return sink.lineLengthExceeded(line + delim + framer.clear())
+                why = sink.lineReceived(line)
+                if why or transport.disconnecting:
+                    return why
+                if not framer._go or sink.delimiter is not delim:
+                    break
+            else:
+                framer._lines = None
+                continue
+        delimiter = sink.delimiter
+        if framer._line_mode and delimiter is not delim:
+            if delimiter == delim:
+                framer._delim = delimiter
+            else:  # re-split what is left on the new delimiter
+                framer._tail = framer.clear()
+    return result

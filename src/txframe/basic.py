@@ -12,7 +12,8 @@ from typing import Any
 from twisted.internet import protocol
 from twisted.protocols.basic import FileSender
 
-from .framing import LineFramer
+from . import framing
+from .framing import LineFramer, Setting, data_received
 
 __all__ = ["FileSender", "LineOnlyReceiver", "LineReceiver"]
 
@@ -48,6 +49,10 @@ class _LineProtocol(_Pausable, protocol.Protocol):
     costs no more than Twisted's.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _declare_settings(cls)
+
     delimiter = b"\r\n"
     MAX_LENGTH = 16384
 
@@ -61,15 +66,7 @@ class _LineProtocol(_Pausable, protocol.Protocol):
             framer = self._framer = self._lineFramer(self._lineOnly)
         return framer
 
-    def dataReceived(self, data: bytes) -> Any:
-        """Split *data* into lines and deliver them."""
-        framer = self._framer
-        if framer is None:
-            framer = self._framer = self._lineFramer(self._lineOnly)
-        why = framer.feed(self, data)
-        if framer.idle:
-            self._framer = None
-        return why
+    dataReceived = data_received
 
     @property
     def paused(self) -> bool:  # type: ignore[override]
@@ -96,6 +93,36 @@ class _LineProtocol(_Pausable, protocol.Protocol):
         if self.transport is not None:
             return self.transport.loseConnection()
         return None
+
+
+_SETTINGS = ("delimiter", "MAX_LENGTH")
+_COMPILED_FRAMER = LineFramer if framing.implementation == "compiled" else None
+
+
+def _declare_settings(cls: type) -> None:
+    """Give *cls* the kind of ``delimiter`` / ``MAX_LENGTH`` its framer reads fastest.
+
+    For the compiled framer, plain values become compiled Settings: ``cls.delimiter``
+    and ``instance.delimiter`` read and assign as before, and the framer is told of
+    changes instead of re-reading both after every line. For the pure framer they
+    stay (or become again) plain attributes, which Python reads fastest. A name bound
+    to a descriptor of the user's own (a property, say) is left alone; the framer then
+    reads it after every line, as Twisted does.
+    """
+    if Setting is None:
+        return
+    compiled = getattr(cls, "_lineFramer", None) is _COMPILED_FRAMER
+    for name in _SETTINGS:
+        current = next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
+        if type(current) is Setting:
+            if not compiled:  # the pure framer reads a plain value fastest
+                setattr(cls, name, getattr(cls, name))
+        elif compiled and not hasattr(type(current), "__get__"):
+            setattr(cls, "_txframe_" + name, current)
+            setattr(cls, name, Setting(name))
+
+
+_declare_settings(_LineProtocol)
 
 
 class LineReceiver(_LineProtocol):

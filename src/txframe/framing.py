@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 NO_EXTENSIONS: bool = (
     os.environ.get("TXFRAME_NO_EXTENSIONS", "") not in ("", "0")
@@ -19,17 +19,22 @@ NO_EXTENSIONS: bool = (
 #: ``"compiled"`` when the Cython framers are in use, else ``"pure"``.
 implementation = "pure"
 
+#: The compiled ``delimiter`` / ``MAX_LENGTH`` descriptor that lets the compiled
+#: framer skip re-reading them after every line; ``None`` in the pure build, where
+#: plain class attributes are read as Twisted reads them.
+Setting: Any = None
+
 if TYPE_CHECKING:
-    from ._lines_py import LineFramer
+    from ._lines_py import LineFramer, data_received
 elif not NO_EXTENSIONS:
     try:
-        from ._lines_c import LineFramer
+        from ._lines_c import LineFramer, Setting, data_received
     except ImportError:  # built without a compiler: the pure twin below
         pass
     else:
         implementation = "compiled"
 
 if implementation == "pure":
-    from ._lines_py import LineFramer
+    from ._lines_py import LineFramer, data_received
 
-__all__ = ["LineFramer", "NO_EXTENSIONS", "implementation"]
+__all__ = ["LineFramer", "NO_EXTENSIONS", "Setting", "data_received", "implementation"]
