@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 _EMPTY = b""
+_UNSET: Any = object()  # no delimiter read yet (None is a value users can set)
 
 
 class _NoTransport:
@@ -81,7 +82,7 @@ class LineFramer:
         self._go = True  # line mode and not paused: the one flag the line loop reads
         self._busy = False
         self._lines: Iterator[bytes] | None = None  # complete lines not yet delivered
-        self._delim: bytes | None = None  # what _lines were split on / _scan is for
+        self._delim: bytes = _UNSET  # what _lines were split on / _scan is for
         self._tail: bytes | bytearray = _EMPTY  # bytes after the last split delimiter
         self._scan = 0  # no delimiter starts in _tail before this offset
 
@@ -127,7 +128,6 @@ class LineFramer:
             rest = list(lines)
             if rest:
                 delim = self._delim
-                assert delim is not None
                 tail = delim.join(rest) + delim + tail
         self._tail = _EMPTY
         self._scan = 0

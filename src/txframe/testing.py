@@ -56,6 +56,8 @@ class AccumulatingProtocol(protocol.Protocol):
             waiting.callback(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if type(data) is not bytes:  # keep a copy, as Twisted's concatenation does
+            data = bytes(data)
         received = self._chunks
         if received is None:
             self._chunks = [data]

@@ -1,0 +1,587 @@
+#!/usr/bin/env python
+"""Compare txframe (compiled and pure) with Twisted's LineReceiver / LineOnlyReceiver.
+
+Runs every workload of ``workloads.py`` on the three implementations in one process,
+interleaved round by round (each round runs each cell once, the implementations in a
+rotating order) so that a noisy, shared machine slows them alike, and keeps the best
+run of each cell. Every run feeds a fresh protocol connected to a ``StringTransport``;
+the chunks are cut beforehand, protocol creation is not timed, the garbage collector is
+off while timing and ``lineReceived`` is empty (a counting run first checks that every
+implementation receives exactly the expected lines, and each timed run is checked to
+leave nothing buffered).
+
+A cell stops repeating after ``--repeat`` runs or once its runs add up to ``--budget``
+seconds, whichever comes first, but always runs at least once: Twisted's quadratic
+cases (one 4 MiB line takes it ~12 s on a 2.5 GHz Xeon, 8 MiB ~48 s) therefore run
+exactly once, and they dominate the ~1.5 minutes of a full run.
+
+Then it measures the memory each idle connected protocol holds (10,000 of each, built
+by a Factory, each on its own StringTransport, fed one line ``b"hello\\r\\n"``, counted
+by tracemalloc).
+
+Prints Markdown (paste the tables into the README); progress goes to stderr.
+
+    python benchmarks/compare.py                  # full run, ~1.5 min on 2 slow cores
+    python benchmarks/compare.py --quick          # smoke run, a few seconds, small sizes
+    python benchmarks/compare.py --check-targets  # also PASS/MISS for the issue's targets
+    python benchmarks/compare.py --json out.json  # also write the raw results
+
+The exit code is 0 whatever the figures (targets are informational).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import twisted  # noqa: E402
+from twisted.internet.protocol import Factory  # noqa: E402
+from twisted.internet.testing import StringTransport  # noqa: E402
+
+import txframe  # noqa: E402
+import workloads as W  # noqa: E402
+
+DEFAULT_REPEAT = 150
+DEFAULT_BUDGET = 2.5  # seconds of timed runs per cell
+DEFAULT_CONNECTIONS = 10_000
+QUICK_REPEAT = 3
+QUICK_BUDGET = 0.1
+QUICK_CONNECTIONS = 2_000
+
+IMPL_LABEL = {"twisted": "Twisted", "compiled": "compiled", "pure": "pure"}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- environment ---------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "txframe_implementation": txframe.implementation,
+        "txframe_version": txframe.__version__,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_build": sys.version.replace("\n", " "),
+        "twisted": twisted.__version__,
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+# -- formatting ----------------------------------------------------------------------
+
+
+def si(value: float) -> str:
+    """3 significant digits with a k/M/G prefix: 12345 -> '12.3 k'."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor * 0.9995:
+            value /= factor
+            break
+    else:
+        prefix = ""
+    if value >= 99.95:
+        return f"{value:.0f} {prefix}".rstrip()
+    if value >= 9.995:
+        return f"{value:.1f} {prefix}".rstrip()
+    return f"{value:.2f} {prefix}".rstrip()
+
+
+def fmt_rate(rate: float | None, unit: str) -> str:
+    if rate is None:
+        return "n/a"
+    if unit == "lines":
+        return f"{si(rate)} lines/s"
+    return f"{si(rate)}B/s"
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "n/a"
+    if ratio >= 99.5:
+        return f"{ratio:,.0f}×"
+    if ratio >= 9.95:
+        return f"{ratio:.1f}×"
+    return f"{ratio:.2f}×"
+
+
+def fmt_seconds(t: float | None) -> str:
+    if t is None:
+        return "n/a"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t * 1e6:.1f} µs"
+
+
+def table(header: list[str], rows: list[list[str]], align: str) -> str:
+    """A Markdown table; *align* has one letter per column: l or r."""
+    marks = {"l": "---", "r": "--:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- throughput ----------------------------------------------------------------------
+
+
+def verify(workloads: list[W.Workload], impls: list[str]) -> None:
+    """One untimed counting run per cell: every implementation must get every line."""
+    for wl in workloads:
+        for impl in impls:
+            if impl == "twisted" and wl.group == "big-line":
+                continue  # quadratic: checked by every timed run below instead
+            cls = W.protocol_class(impl, wl.kind, counting=True)
+            proto = W.feed(W.connect(cls, wl), wl.chunks)
+            try:
+                W.check(proto, wl)
+            except AssertionError as e:
+                raise SystemExit(f"{impl} gave wrong results on {wl.name}: {e!r}") from None
+
+
+def run_throughput(
+    workloads: list[W.Workload], impls: list[str], repeat: int, budget: float
+) -> dict[tuple[str, str], list[float]]:
+    """Best-of-N timings, interleaved; returns every run's seconds per (workload, impl)."""
+    classes = {
+        (wl.name, impl): W.protocol_class(impl, wl.kind) for wl in workloads for impl in impls
+    }
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in classes}
+    spent = dict.fromkeys(classes, 0.0)
+    perf_counter = time.perf_counter
+    started = perf_counter()
+    last_report = started
+    for round_no in range(repeat):
+        order = impls[round_no % len(impls) :] + impls[: round_no % len(impls)]
+        ran = False
+        gc.collect()
+        gc.disable()
+        try:
+            for wl in workloads:
+                chunks = wl.chunks
+                for impl in order:
+                    key = (wl.name, impl)
+                    if samples[key] and spent[key] >= budget:
+                        continue
+                    if not samples[key] and wl.group == "big-line" and impl == "twisted":
+                        log(f"  {wl.name} on Twisted (quadratic: slow) ...")
+                    proto = W.connect(classes[key], wl)
+                    receive = proto.dataReceived
+                    t0 = perf_counter()
+                    for chunk in chunks:
+                        receive(chunk)
+                    elapsed = perf_counter() - t0
+                    if W.leftover(proto) or proto.transport.disconnecting:
+                        raise SystemExit(f"{impl} left data buffered on {wl.name}")
+                    samples[key].append(elapsed)
+                    spent[key] += elapsed
+                    ran = True
+        finally:
+            gc.enable()
+        now = perf_counter()
+        if now - last_report >= 10:
+            log(f"  round {round_no + 1}/{repeat}, {now - started:.0f} s")
+            last_report = now
+        if not ran:
+            break
+    return samples
+
+
+# -- memory --------------------------------------------------------------------------
+
+
+def bytes_per_connection(cls: type, n: int) -> float:
+    """Bytes tracemalloc attributes to each of *n* idle connected protocols of *cls*."""
+    factory = Factory.forProtocol(cls)
+    transports = [StringTransport() for _ in range(n)]
+    peers = [t.getPeer() for t in transports]
+    protocols: list[Any] = [None] * n
+    for _ in range(20):  # warm up code paths and caches outside the measurement
+        p = factory.buildProtocol(peers[0])
+        p.makeConnection(StringTransport())
+        p.dataReceived(b"hello\r\n")
+    del p
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(n):
+            p = factory.buildProtocol(peers[i])
+            p.makeConnection(transports[i])
+            p.dataReceived(b"hello\r\n")
+            protocols[i] = p
+        del p
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    stats = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "filename")
+    total = sum(stat.size_diff for stat in stats)
+    assert all(p.transport is transports[i] for i, p in enumerate(protocols))
+    return total / n
+
+
+def run_memory(impls: list[str], n: int) -> dict[str, dict[str, float]]:
+    result: dict[str, dict[str, float]] = {}
+    for kind in W.KINDS:
+        result[kind] = {}
+        for impl in impls:
+            result[kind][impl] = bytes_per_connection(W.protocol_class(impl, kind, fresh=True), n)
+            gc.collect()
+    return result
+
+
+# -- analysis ------------------------------------------------------------------------
+
+
+def analyse(workloads, samples) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per workload, per implementation: best time, rate and ratio to Twisted."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for wl in workloads:
+        cells: dict[str, dict[str, Any]] = {}
+        for impl in W.IMPLEMENTATIONS:
+            times = samples.get((wl.name, impl))
+            if not times:
+                cells[impl] = {"runs": 0, "best": None, "rate": None, "ratio": None, "times": []}
+                continue
+            best = min(times)
+            cells[impl] = {
+                "runs": len(times),
+                "best": best,
+                "median": sorted(times)[len(times) // 2],
+                "rate": wl.amount() / best,
+                "times": times,
+            }
+        twisted_best = cells["twisted"]["best"]
+        for impl in W.IMPLEMENTATIONS:
+            best = cells[impl]["best"]
+            cells[impl]["ratio"] = (
+                twisted_best / best if best is not None and twisted_best is not None else None
+            )
+        out[wl.name] = cells
+    return out
+
+
+def linearity(workloads, results) -> dict[str, Any] | None:
+    big = [wl for wl in workloads if wl.group == "big-line"]
+    if len(big) < 2:
+        return None
+    small, large = big[0], big[1]
+    ratios = {}
+    for impl in W.IMPLEMENTATIONS:
+        a, b = results[small.name][impl]["best"], results[large.name][impl]["best"]
+        ratios[impl] = b / a if a and b else None
+    return {
+        "small": small.name,
+        "large": large.name,
+        "label": f"{W.pretty_size(large.line_length)} line time ÷ "
+        f"{W.pretty_size(small.line_length)} line time",
+        "size_ratio": large.line_length / small.line_length,
+        "ratios": ratios,
+    }
+
+
+def check_targets(workloads, results, lin, memory) -> list[dict[str, Any]]:
+    """The issue's targets: name, measured figure, pass/miss."""
+    by_name = {wl.name: wl for wl in workloads}
+    one_chunk = {wl.kind: wl for wl in workloads if wl.group == "one-chunk"}
+    big = [wl for wl in workloads if wl.group == "big-line"]
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, ok: bool | None, shown: str) -> None:
+        targets.append({"target": name, "value": value, "ok": bool(ok), "measured": shown})
+
+    def ratio_target(kind: str, wl: W.Workload | None, at_least: float, what: str) -> None:
+        name = f"{kind} compiled÷Twisted ≥ {at_least:g}× {what}"
+        if wl is None:
+            add(name, None, False, "workload not run")
+            return
+        ratio = results[wl.name]["compiled"]["ratio"]
+        add(name, ratio, ratio is not None and ratio >= at_least, fmt_ratio(ratio))
+
+    ratio_target("LineReceiver", by_name.get("LineReceiver-1024"), 3, "at 1024 B chunks")
+    ratio_target("LineReceiver", by_name.get("LineReceiver-16"), 2, "at 16 B chunks")
+    chunk_wl = one_chunk.get("LineReceiver")
+    chunk_size = chunk_wl.nominal if chunk_wl else W.FULL_ONE_CHUNK
+    ratio_target("LineReceiver", chunk_wl, 30, f"on one {W.pretty_size(chunk_size)} chunk")
+    r65 = results.get("LineReceiver-65536", {}).get("compiled", {}).get("rate")
+    r1k = results.get("LineReceiver-1024", {}).get("compiled", {}).get("rate")
+    add(
+        "LineReceiver compiled lines/s at 65536 B chunks ≥ at 1024 B chunks",
+        r65 / r1k if r65 and r1k else None,
+        r65 is not None and r1k is not None and r65 >= r1k,
+        f"{fmt_rate(r65, 'lines')} vs {fmt_rate(r1k, 'lines')}",
+    )
+    ratio_target("LineOnlyReceiver", by_name.get("LineOnlyReceiver-1024"), 1.5, "at 1024 B chunks")
+    ratio_target(
+        "LineOnlyReceiver", by_name.get("LineOnlyReceiver-65536"), 1.5, "at 65536 B chunks"
+    )
+    ratio_target("LineOnlyReceiver", by_name.get("LineOnlyReceiver-16"), 2, "at 16 B chunks")
+    line_size = big[0].nominal if big else W.FULL_BIG_LINES[0]
+    ratio_target(
+        "LineReceiver",
+        big[0] if big else None,
+        20,
+        f"on one {W.pretty_size(line_size)} line in 1 KiB chunks",
+    )
+    lin_ratio = lin["ratios"]["compiled"] if lin else None
+    add(
+        f"compiled linear: {lin['label'] if lin else '8 MiB ÷ 4 MiB line time'} ≤ 2.2",
+        lin_ratio,
+        lin_ratio is not None and lin_ratio <= 2.2,
+        "n/a" if lin_ratio is None else f"{lin_ratio:.2f}",
+    )
+    pure = [(results[wl.name]["pure"]["ratio"], wl.name) for wl in workloads]
+    known = [(r, n) for r, n in pure if r is not None]
+    misses = [f"{n} {fmt_ratio(r)}" for r, n in known if r < 1.0]
+    worst = min(known) if known else None
+    add(
+        "pure txframe ÷ Twisted ≥ 1.0× on every workload",
+        worst[0] if worst else None,
+        worst is not None and not misses and len(known) == len(pure),
+        ("n/a" if worst is None else f"lowest {fmt_ratio(worst[0])} ({worst[1]})")
+        + (f"; below 1×: {', '.join(misses)}" if misses else ""),
+    )
+    for impl in ("compiled", "pure"):
+        for kind in W.KINDS:
+            mine = memory.get(kind, {}).get(impl) if memory else None
+            theirs = memory.get(kind, {}).get("twisted") if memory else None
+            ratio = mine / theirs if mine is not None and theirs else None
+            add(
+                f"{kind} {impl} bytes per idle connection ≤ 1.25× Twisted's",
+                ratio,
+                ratio is not None and ratio <= 1.25,
+                "n/a" if ratio is None else f"{fmt_ratio(ratio)} ({mine:.0f} B vs {theirs:.0f} B)",
+            )
+    return targets
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def report(env, settings, workloads, results, lin, memory, targets) -> str:
+    out = ["# txframe vs Twisted: line framing", ""]
+    out += [
+        f"- txframe.implementation: `{env['txframe_implementation']}` "
+        f"(txframe {env['txframe_version']}; the tables bind each implementation explicitly)",
+        f"- Python: {env['python']}",
+        f"- Twisted: {env['twisted']}",
+        f"- CPU: {env['cpu']} ({env['cpus']} logical CPUs)",
+        f"- Best of up to {settings['repeat']} interleaved runs per cell (at most "
+        f"{settings['budget']:g} s of runs per cell, at least one); empty `lineReceived`; "
+        "fresh protocol on a `StringTransport` per run; rates: lines or bytes (1 MB = 10⁶ B) "
+        "per second, higher is better.",
+    ]
+    if settings["quick"]:
+        out.append(
+            "- **--quick**: few runs and scaled-down big workloads; figures are only a smoke test."
+        )
+    out += ["", "## Throughput", ""]
+    rows = []
+    for wl in workloads:
+        cells = results[wl.name]
+        rows.append(
+            [wl.title]
+            + [fmt_rate(cells[impl]["rate"], wl.unit) for impl in W.IMPLEMENTATIONS]
+            + [fmt_ratio(cells["compiled"]["ratio"]), fmt_ratio(cells["pure"]["ratio"])]
+        )
+    out.append(
+        table(
+            [
+                "Workload",
+                "Twisted rate",
+                "compiled rate",
+                "pure rate",
+                "compiled÷Twisted",
+                "pure÷Twisted",
+            ],
+            rows,
+            "lrrrrr",
+        )
+    )
+    few = [
+        f"{IMPL_LABEL[impl]} on {wl.name} ({results[wl.name][impl]['runs']})"
+        for wl in workloads
+        for impl in W.IMPLEMENTATIONS
+        if 0 < results[wl.name][impl]["runs"] < min(5, settings["repeat"])
+    ]
+    if few:
+        out += ["", "Cells with fewer than 5 runs (time budget spent): " + ", ".join(few) + "."]
+    if lin:
+        out += ["", "## Linearity", ""]
+        big = [wl for wl in workloads if wl.group == "big-line"]
+        rows = []
+        for wl in big:
+            rows.append(
+                [f"one {W.pretty_size(wl.line_length)} line, 1 KiB chunks (best time)"]
+                + [fmt_seconds(results[wl.name][impl]["best"]) for impl in W.IMPLEMENTATIONS]
+            )
+        rows.append(
+            [
+                f"**{lin['label']}** (linear = {lin['size_ratio']:g}, "
+                f"quadratic = {lin['size_ratio'] ** 2:g})"
+            ]
+            + [
+                "n/a" if lin["ratios"][impl] is None else f"**{lin['ratios'][impl]:.2f}**"
+                for impl in W.IMPLEMENTATIONS
+            ]
+        )
+        out.append(table(["LineReceiver", "Twisted", "compiled", "pure"], rows, "lrrr"))
+    if memory:
+        out += ["", f"## Memory per idle connection ({settings['connections']:,} connections)", ""]
+        rows = []
+        for kind in W.KINDS:
+            mem = memory[kind]
+            tw = mem.get("twisted")
+            rows.append(
+                [kind]
+                + [f"{mem[impl]:.0f} B" if impl in mem else "n/a" for impl in W.IMPLEMENTATIONS]
+                + [
+                    fmt_ratio(mem[impl] / tw) if impl in mem and tw else "n/a"
+                    for impl in ("compiled", "pure")
+                ]
+            )
+        out.append(
+            table(
+                ["Protocol", "Twisted", "compiled", "pure", "compiled÷Twisted", "pure÷Twisted"],
+                rows,
+                "lrrrrr",
+            )
+        )
+        out += [
+            "",
+            "Bytes tracemalloc attributes to each protocol built by a `Factory`, connected to "
+            'its own `StringTransport` and fed one line `b"hello\\r\\n"`.',
+        ]
+    if targets is not None:
+        out += ["", "## Targets", ""]
+        if settings["quick"]:
+            out += ["(--quick: scaled-down sizes and few runs; not meaningful.)", ""]
+        rows = [[t["target"], t["measured"], "PASS" if t["ok"] else "**MISS**"] for t in targets]
+        out.append(table(["Target", "Measured", "Result"], rows, "lrl"))
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: few runs, small sizes (a few seconds)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, metavar="N",
+        help=f"runs per cell, best kept (default {DEFAULT_REPEAT}; --quick {QUICK_REPEAT})",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, metavar="SECONDS",
+        help="stop repeating a cell once its runs add up to this "
+        f"(default {DEFAULT_BUDGET:g}; --quick {QUICK_BUDGET:g})",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=None, metavar="N",
+        help=f"protocols for the memory measurement (default {DEFAULT_CONNECTIONS:,}; "
+        f"--quick {QUICK_CONNECTIONS:,}; 0 skips it)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
+    parser.add_argument(
+        "--check-targets", action="store_true",
+        help="print the issue's performance targets as PASS/MISS (informational)",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    repeat = max(1, args.repeat or (QUICK_REPEAT if quick else DEFAULT_REPEAT))
+    budget = args.budget
+    if budget is None:
+        budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    connections = args.connections
+    if connections is None:
+        connections = QUICK_CONNECTIONS if quick else DEFAULT_CONNECTIONS
+    settings = {"quick": quick, "repeat": repeat, "budget": budget, "connections": connections}
+
+    started = time.perf_counter()
+    env = environment()
+    impls = [impl for impl in W.IMPLEMENTATIONS if W.available(impl)]
+    for impl in W.IMPLEMENTATIONS:
+        if impl not in impls:
+            log(f"txframe's {impl} framer is not available: its columns will read n/a")
+    if quick:
+        workloads = W.standard_workloads(one_chunk=W.SMALL_ONE_CHUNK, big_lines=W.SMALL_BIG_LINES)
+    else:
+        workloads = W.standard_workloads()
+    for wl in workloads:
+        wl.chunks  # noqa: B018  (cut the chunks now, before any timing)
+
+    log(f"verifying {len(workloads)} workloads on {', '.join(impls)} ...")
+    verify(workloads, impls)
+    log(f"timing (best of up to {repeat}, ≤ {budget:g} s per cell) ...")
+    samples = run_throughput(workloads, impls, repeat, budget)
+    results = analyse(workloads, samples)
+    lin = linearity(workloads, results)
+    memory: dict[str, dict[str, float]] = {}
+    if connections > 0:
+        log(f"measuring memory ({connections:,} connections per class and implementation) ...")
+        memory = run_memory(impls, connections)
+    targets = check_targets(workloads, results, lin, memory)
+    shown_targets = targets if args.check_targets else None
+    print(report(env, settings, workloads, results, lin, memory, shown_targets), end="")
+    elapsed = time.perf_counter() - started
+    log(f"done in {elapsed:.1f} s")
+
+    if args.json:
+        raw = {
+            "environment": env,
+            "settings": settings,
+            "elapsed_seconds": elapsed,
+            "workloads": [
+                {
+                    "name": wl.name,
+                    "title": wl.title,
+                    "kind": wl.kind,
+                    "group": wl.group,
+                    "bytes": len(wl.data),
+                    "chunk_size": wl.chunk_size,
+                    "chunks": len(wl.chunks),
+                    "lines": wl.lines,
+                    "line_length": wl.line_length,
+                    "max_length": wl.max_length,
+                    "unit": wl.unit,
+                    "results": results[wl.name],
+                }
+                for wl in workloads
+            ],
+            "linearity": lin,
+            "memory_bytes_per_connection": memory,
+            "targets": targets,
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(raw, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        log(f"raw results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite on both implementations (README's test command; .ci/run calls it).
+# Pass 1: the installed package as users get it (compiled framers, and the pure ones
+#         side by side through the `impl` fixture); benchmarks run once each as tests.
+# Pass 2: TXFRAME_NO_EXTENSIONS=1, the configuration of a pure install.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$ROOT"
+"$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"
+TXFRAME_NO_EXTENSIONS=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests -q "$@"

@@ -1,0 +1,141 @@
+"""``delimiter`` and ``MAX_LENGTH`` behave as plain attributes whatever carries them.
+
+In a compiled build the line protocols declare them with ``framing.Setting`` so the
+compiled framer is told of changes; these tests pin that this is invisible to users
+and that every way of setting them reaches the framer from the next line on.
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.testing import StringTransport
+
+from txframe import basic, framing
+
+
+def recorder(base, **attrs):
+    def lineReceived(self, line):
+        self.lines.append(line)
+        action = self.actions.get(line)
+        if action:
+            action(self)
+
+    namespace = {"lineReceived": lineReceived, "lines": None, "actions": None}
+    namespace.update(attrs)
+    cls = type("Recorder", (base,), namespace)
+    return cls
+
+
+def connect(cls):
+    proto = cls()
+    proto.lines = []
+    proto.actions = {}
+    proto.makeConnection(StringTransport())
+    return proto
+
+
+@pytest.fixture(params=["LineReceiver", "LineOnlyReceiver"])
+def base(impl, request):
+    return getattr(impl, request.param)
+
+
+def test_defaults_read_like_twisted(base):
+    assert base.delimiter == b"\r\n"
+    assert base.MAX_LENGTH == 16384
+    proto = connect(recorder(base))
+    assert proto.delimiter == b"\r\n" and proto.MAX_LENGTH == 16384
+
+
+def test_class_attribute_override(base):
+    proto = connect(recorder(base, delimiter=b"\n", MAX_LENGTH=3))
+    assert type(proto).delimiter == b"\n"
+    proto.dataReceived(b"ab\nabc\nabcd\n")
+    assert proto.lines == [b"ab", b"abc"]
+    assert proto.transport.disconnecting  # abcd > MAX_LENGTH
+
+
+def test_instance_assignment_inside_callback_applies_from_next_line(base):
+    proto = connect(recorder(base))
+    proto.actions[b"switch"] = lambda p: setattr(p, "delimiter", b";")
+    proto.dataReceived(b"a\r\nswitch\r\nb;c;d\r\n")
+    assert proto.lines == [b"a", b"switch", b"b", b"c"]
+    assert proto.delimiter == b";" and type(proto).delimiter == b"\r\n"
+
+
+def test_instance_max_length_inside_callback(base):
+    proto = connect(recorder(base))
+    proto.actions[b"tight"] = lambda p: setattr(p, "MAX_LENGTH", 2)
+    proto.dataReceived(b"tight\r\nab\r\nabc\r\nz\r\n")
+    assert proto.lines == [b"tight", b"ab"]
+    assert proto.transport.disconnecting
+
+
+def test_deleting_instance_value_restores_class_value(base):
+    proto = connect(recorder(base))
+    proto.delimiter = b"\n"
+    proto.dataReceived(b"a\nb")
+    del proto.delimiter
+    proto.dataReceived(b"\nc\r\n")
+    assert proto.lines == [b"a", b"b\nc"]
+
+
+def test_class_changed_after_creation(base):
+    cls = recorder(base)
+    proto = connect(cls)
+    proto.dataReceived(b"a\r\nb")  # a framer now holds state
+    cls.delimiter = b"|"
+    proto.dataReceived(b"|c\r\n|")
+    assert proto.lines == [b"a", b"b", b"c\r\n"]
+
+
+def test_property_delimiter_is_read_after_every_line(base):
+    class Switching(recorder(base)):
+        count = 0
+
+        @property
+        def delimiter(self):
+            return b"\n" if len(self.lines) >= 2 else b"\r\n"
+
+    proto = connect(Switching)
+    proto.dataReceived(b"a\r\nb\r\nc\nd\n")
+    assert proto.lines == [b"a", b"b", b"c", b"d"]
+
+
+def test_mixin_value_wins_as_in_python(base):
+    class Mixin:
+        delimiter = b"#"
+
+    cls = type("Mixed", (Mixin, recorder(base)), {})
+    proto = connect(cls)
+    assert proto.delimiter == b"#"
+    proto.dataReceived(b"a#b#")
+    assert proto.lines == [b"a", b"b"]
+    proto.delimiter = b"$"
+    proto.dataReceived(b"c$")
+    assert proto.lines == [b"a", b"b", b"c"]
+
+
+def test_setting_kind_follows_the_framer(impl):
+    cls = recorder(impl.LineReceiver, delimiter=b"\n")
+    stored = vars(cls)["delimiter"]
+    if framing.Setting is None or impl.name == "pure":
+        assert stored == b"\n"
+    else:
+        assert type(stored) is framing.Setting
+
+
+@pytest.mark.parametrize("bad, error", [("\n", TypeError), (b"", ValueError), (None, TypeError)])
+def test_bad_delimiter_is_a_clear_error(base, bad, error):
+    proto = connect(recorder(base, delimiter=bad))
+    with pytest.raises(error, match="delimiter"):
+        proto.dataReceived(b"abc\n")
+
+
+def test_basic_module_has_twisted_names():
+    from twisted.protocols import basic as twisted_basic
+
+    for name in ("LineReceiver", "LineOnlyReceiver", "FileSender"):
+        assert hasattr(basic, name)
+        assert issubclass(getattr(basic, name), getattr(twisted_basic, name).__mro__[1]) or (
+            getattr(basic, name) is getattr(twisted_basic, name)
+        )
