@@ -17,6 +17,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 import math
@@ -29,6 +30,16 @@ cdef extern from "Python.h":
         unsigned int tp_version_tag
     TypeObject* Py_TYPE(object)
     PyObject* _PyType_Lookup(TypeObject*, object)
+
+cdef extern from *:
+    """
+    #ifdef Py_GIL_DISABLED
+    #define TXFRAME_TYPE_CACHE 0
+    #else
+    #define TXFRAME_TYPE_CACHE 1
+    #endif
+    """
+    bint TXFRAME_TYPE_CACHE  # the cache below assumes the GIL
 
 cdef Py_ssize_t MIN_CAPACITY = 256
 cdef Py_ssize_t KEEP_CAPACITY = 65536  # a bigger buffer is freed once empty
@@ -111,15 +122,65 @@ cdef class Setting:
         self._notify(obj)
 
     cdef _notify(self, obj):
+        """Tell the instance's framer, made now if need be, and keep it: a framer made
+        later would take the class's values from the type cache."""
         framer = getattr(obj, "_framer", None)
+        if framer is None and hasattr(obj, "_getFramer"):
+            framer = obj._getFramer()
         if type(framer) is LineFramer:
             (<LineFramer>framer)._stale = True
+            (<LineFramer>framer)._pinned = True
 
 
 cdef inline bint declared(TypeObject* tp, str name):
     """Whether *name* on the type resolves to a Setting."""
     cdef PyObject* found = _PyType_Lookup(tp, name)
     return found != NULL and type(<object>found) is Setting
+
+
+# What a line protocol class says, so that a connection can make its framer without
+# reading a single attribute: a small direct-mapped cache, each entry valid while
+# its type keeps the version tag it had (tags are never reused).
+ctypedef struct TypeEntry:
+    TypeObject* type
+    unsigned int tag
+    PyObject* delimiter  # a strong reference
+    Py_ssize_t line_max
+    Py_ssize_t partial_min
+    bint line_only
+
+cdef TypeEntry TYPE_CACHE[64]
+
+
+cdef TypeEntry* type_entry(object sink):
+    """The cache entry for the sink's class, or NULL if it cannot be cached: its
+    framer is not the compiled one, its settings are not Settings, or it starts in
+    raw mode. Only class-level values go in (instances override through Setting,
+    which pins their framer, and pinned framers never use the cache)."""
+    cdef TypeObject* tp = Py_TYPE(sink)
+    cdef TypeEntry* entry = &TYPE_CACHE[(<size_t>tp >> 6) & 63]
+    if not TXFRAME_TYPE_CACHE or not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG:
+        return NULL
+    if entry.type == tp and entry.tag == tp.tp_version_tag:
+        return entry
+    cls = type(sink)
+    if (not declared(tp, "delimiter") or not declared(tp, "MAX_LENGTH")
+            or getattr(cls, "_lineFramer", None) is not LineFramer
+            or getattr(cls, "_initialLineMode", 1) != 1):
+        return NULL
+    delim = checked_delimiter(cls.delimiter)
+    line_max, partial_min = thresholds(cls.MAX_LENGTH, len(delim))
+    if not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG:  # the reads above changed it
+        return NULL
+    Py_XDECREF(entry.delimiter)
+    Py_INCREF(delim)
+    entry.delimiter = <PyObject*>delim
+    entry.line_max = line_max
+    entry.partial_min = partial_min
+    entry.line_only = bool(getattr(cls, "_lineOnly", False))
+    entry.type = tp
+    entry.tag = tp.tp_version_tag
+    return entry
 
 
 @cython.final
@@ -132,8 +193,10 @@ cdef class LineFramer:
     delivery going on after it); otherwise LineReceiver's.
     """
 
-    cdef char* _buf
+    cdef char* _buf  # our buffer
     cdef Py_ssize_t _cap
+    cdef bytes _chunk  # or, while one chunk is scanned in place, that chunk,
+    cdef const char* _data  # and where the bytes are: _buf or the chunk's
     cdef Py_ssize_t _start  # first byte not yet delivered
     cdef Py_ssize_t _end  # one past the last byte received
     cdef Py_ssize_t _scan  # no delimiter starts in [_start, _scan)
@@ -143,6 +206,7 @@ cdef class LineFramer:
     cdef TypeObject* _type  # settings are current while the sink's type and
     cdef unsigned int _tag  # its version tag are these, and not _stale
     cdef bint _stale
+    cdef bint _pinned  # the instance set its own delimiter / MAX_LENGTH: keep me
     cdef readonly bint line_only
     cdef bint _line_mode
     cdef bint _paused
@@ -183,11 +247,11 @@ cdef class LineFramer:
 
     cdef inline bint _idle(self) noexcept:
         return (not self._busy and self._line_mode and not self._paused
-                and self._start == self._end)
+                and not self._pinned and self._start == self._end)
 
     def buffered(self):
         """Every byte received and not yet delivered."""
-        return PyBytes_FromStringAndSize(self._buf + self._start, self._end - self._start)
+        return PyBytes_FromStringAndSize(self._data + self._start, self._end - self._start)
 
     def clear(self):
         """Remove and return every byte received and not yet delivered."""
@@ -196,14 +260,29 @@ cdef class LineFramer:
     # -- buffer -----------------------------------------------------------------
 
     cdef bytes _take_all(self):
-        cdef bytes data = PyBytes_FromStringAndSize(self._buf + self._start,
+        cdef bytes data = PyBytes_FromStringAndSize(self._data + self._start,
                                                     self._end - self._start)
         self._start = self._end = self._scan = 0
+        self._chunk = None
+        self._data = self._buf
         return data
+
+    cdef int _own(self) except -1:
+        """Copy what is left of a chunk scanned in place into our buffer."""
+        cdef bytes chunk = self._chunk
+        cdef Py_ssize_t start = self._start
+        self._chunk = None
+        self._data = self._buf
+        self._end = self._start = 0
+        self._scan -= start
+        self._append(PyBytes_AS_STRING(chunk) + start, PyBytes_GET_SIZE(chunk) - start)
+        return 0
 
     cdef int _append(self, const char* data, Py_ssize_t n) except -1:
         cdef Py_ssize_t live, capacity
         cdef char* grown
+        if self._chunk is not None:
+            self._own()
         if n == 0:
             return 0
         if n > self._cap - self._end:
@@ -220,33 +299,49 @@ cdef class LineFramer:
                 grown = <char*>PyMem_Realloc(self._buf, capacity)
                 if grown == NULL:
                     raise MemoryError("line buffer too large")
-                self._buf = grown
+                self._buf = self._data = grown
                 self._cap = capacity
         memcpy(self._buf + self._end, data, n)
         self._end += n
         return 0
 
-    cdef void _settle(self) noexcept:
-        """Between calls: an empty buffer restarts at 0, and a big one is given back."""
+    cdef int _settle(self) except -1:
+        """Between calls: keep what is left, restart an empty buffer at 0, and give a
+        big one back."""
         if self._start == self._end:
+            self._chunk = None
+            self._data = self._buf
             self._start = self._end = self._scan = 0
             if self._cap > KEEP_CAPACITY:
                 PyMem_Free(self._buf)
-                self._buf = NULL
+                self._buf = self._data = NULL
                 self._cap = 0
+        elif self._chunk is not None:
+            self._own()
+        return 0
 
     # -- settings -----------------------------------------------------------------
 
-    cdef inline int _refresh(self, sink) except -1:
-        """Make _delim and the thresholds current with the sink."""
-        cdef TypeObject* tp = Py_TYPE(sink)
-        if (not self._stale and tp == self._type and tp.tp_version_tag == self._tag
-                and tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG):
-            return 0
-        cdef bytes delim = checked_delimiter(sink.delimiter)
+    cdef int _use_delimiter(self, bytes delim) except -1:
         if self._delim is None or (delim is not self._delim and delim != self._delim):
             self._scan = self._start  # what was searched was searched for another one
         self._delim = delim
+        return 0
+
+    cdef int _refresh(self, sink) except -1:
+        """Make _delim and the thresholds current with the sink."""
+        cdef TypeObject* tp = Py_TYPE(sink)
+        cdef TypeEntry* entry = NULL if self._pinned else type_entry(sink)
+        if entry != NULL:
+            self._use_delimiter(<bytes>entry.delimiter)
+            self._line_max = entry.line_max
+            self._partial_min = entry.partial_min
+            self._type = tp
+            self._tag = entry.tag
+            self._stale = False
+            return 0
+        cdef bytes delim = checked_delimiter(sink.delimiter)
+        self._use_delimiter(delim)
         self._line_max, self._partial_min = thresholds(sink.MAX_LENGTH, len(delim))
         # Cache only when both names are Settings and the type has a valid tag
         # (the lookups above gave it one if it can have one).
@@ -270,9 +365,16 @@ cdef class LineFramer:
         transport = sink.transport
         if self._line_mode and transport is not None and transport.disconnecting:
             return None  # the connection is going away: disregard its lines
-        self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         if self._busy:  # re-entered from a callback: the running loop delivers it
+            self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
             return None
+        if self._start == self._end:  # nothing buffered: scan the chunk in place
+            self._chunk = data
+            self._data = PyBytes_AS_STRING(data)
+            self._start = self._scan = 0
+            self._end = PyBytes_GET_SIZE(data)
+        else:
+            self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         self._busy = True
         try:
             return self._deliver(sink, transport)
@@ -287,6 +389,7 @@ cdef class LineFramer:
         cdef object line
         cdef bytes delim
         cdef Py_ssize_t dlen, pos, start
+        cdef TypeObject* tp
         while not self._paused:
             start = self._start
             if start == self._end:
@@ -296,10 +399,13 @@ cdef class LineFramer:
                 if why is not None and why:
                     return why
                 continue
-            self._refresh(sink)
+            tp = Py_TYPE(sink)
+            if (self._stale or tp != self._type or tp.tp_version_tag != self._tag
+                    or not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG):
+                self._refresh(sink)
             delim = self._delim
             dlen = PyBytes_GET_SIZE(delim)
-            pos = find(self._buf, max(self._scan, start), self._end,
+            pos = find(self._data, max(self._scan, start), self._end,
                        PyBytes_AS_STRING(delim), dlen)
             if pos < 0:
                 if self._end - start >= self._partial_min:
@@ -309,11 +415,11 @@ cdef class LineFramer:
             if pos - start > self._line_max:
                 if not line_only:
                     return sink.lineLengthExceeded(self._take_all())
-                line = PyBytes_FromStringAndSize(self._buf + start, pos - start)
+                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
                 self._start = self._scan = pos + dlen
                 result = sink.lineLengthExceeded(line)
             else:
-                line = PyBytes_FromStringAndSize(self._buf + start, pos - start)
+                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
                 self._start = self._scan = pos + dlen
                 why = sink.lineReceived(line)
                 if why is not None and not line_only and why:
@@ -329,10 +435,15 @@ def data_received(self, data):
     The framer is made on demand and dropped when it holds nothing, so an idle
     connection carries none.
     """
+    cdef TypeEntry* entry
     framer = self._framer
     if framer is None:
-        framer = self._lineFramer(self._lineOnly)
-        self._framer = framer
+        entry = type_entry(self)
+        if entry != NULL:  # the common case: made without reading an attribute
+            framer = LineFramer.__new__(LineFramer, entry.line_only)
+            self._framer = framer
+        else:
+            framer = self._getFramer()
     if type(framer) is LineFramer:
         why = (<LineFramer>framer)._feed(self, data)
         if (<LineFramer>framer)._idle():

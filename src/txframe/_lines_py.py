@@ -144,16 +144,15 @@ def data_received(sink: Any, data: Any, framer: Any = None) -> Any:
     """Split *data* into lines and deliver them: ``LineFramer.feed`` and, bound as a
     method, the line protocols' ``dataReceived``.
 
-    Called as a method it uses (and makes on demand) the protocol's ``_framer``, and
-    drops it when it holds nothing, so an idle connection carries none. It is one
-    function on purpose: in pure Python a call costs more than a line.
+    Called as a method it uses (and makes on demand) the protocol's ``_framer``. The
+    compiled twin drops an idle framer, to keep idle connections small; in pure
+    Python making one costs more than it saves, so it stays. This is one function on
+    purpose: in pure Python a call costs more than a line.
     """
-    owner = None
     if framer is None:
-        owner = sink
         framer = sink._framer
         if framer is None:
-            framer = sink._framer = sink._lineFramer(sink._lineOnly)
+            framer = sink._getFramer()
     if type(data) is not bytes:
         data = as_bytes(data)
     transport = sink.transport
@@ -180,8 +179,6 @@ def data_received(sink: Any, data: Any, framer: Any = None) -> Any:
         return _deliver(framer, sink, transport)
     finally:
         framer._busy = False
-        if owner is not None and framer._lines is None and not framer._tail and framer._go:
-            owner._framer = None
 
 
 def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
@@ -198,6 +195,14 @@ def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
                 return why
             continue
         lines = framer._lines
+        if lines is not None:  # lines split earlier: still on the same delimiter?
+            delimiter = sink.delimiter
+            if delimiter is not framer._delim:
+                if delimiter == framer._delim:
+                    framer._delim = delimiter
+                else:  # re-split what is left on the new one
+                    framer._tail = framer.clear()
+                    lines = None
         if lines is None:  # split the tail, if it holds a complete line
             tail = framer._tail
             if not tail:
@@ -232,7 +237,6 @@ def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
                     break
             else:
                 framer._lines = None
-                continue
         else:
             for line in lines:
                 if len(line) > sink.MAX_LENGTH:
@@ -244,11 +248,4 @@ def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
                     break
             else:
                 framer._lines = None
-                continue
-        delimiter = sink.delimiter
-        if framer._line_mode and delimiter is not delim:
-            if delimiter == delim:
-                framer._delim = delimiter
-            else:  # re-split what is left on the new delimiter
-                framer._tail = framer.clear()
     return result

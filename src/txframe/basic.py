@@ -59,11 +59,15 @@ class _LineProtocol(_Pausable, protocol.Protocol):
     _lineFramer = LineFramer  # the framer type; the tests swap in each implementation
     _lineOnly = False
     _framer: Any = None
+    _initialLineMode = 1  # a subclass's `line_mode = 0` lands here (see LineReceiver)
 
     def _getFramer(self) -> Any:
         framer = self._framer
         if framer is None:
             framer = self._framer = self._lineFramer(self._lineOnly)
+            if not self._initialLineMode:
+                framer.line_mode = 0
+                self._initialLineMode = 1
         return framer
 
     dataReceived = data_received
@@ -138,11 +142,20 @@ class LineReceiver(_LineProtocol):
     is returned from ``dataReceived``.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Twisted reads `line_mode` from the instance, so a subclass may start in raw
+        # mode with `line_mode = 0`; keep that as the initial mode of each connection.
+        initial = cls.__dict__.get("line_mode")
+        if initial is not None and not hasattr(type(initial), "__get__"):
+            cls._initialLineMode = 1 if initial else 0
+            del cls.line_mode  # type: ignore[attr-defined]
+
     @property
     def line_mode(self) -> int:
         """1 in line mode, 0 in raw mode."""
         framer = self._framer
-        return 1 if framer is None else framer.line_mode
+        return self._initialLineMode if framer is None else framer.line_mode
 
     @line_mode.setter
     def line_mode(self, value: Any) -> None:
