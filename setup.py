@@ -13,7 +13,7 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSION_MODULES = ["txframe._lines_c"]
+EXTENSION_MODULES = ["txframe._framer_c", "txframe._lines_c"]
 
 
 def env_flag(name):
@@ -73,6 +73,7 @@ def extensions():
     ]
     return cythonize(
         modules,
+        include_path=["src"],
         compiler_directives={
             "language_level": 3,
             "freethreading_compatible": True,

@@ -153,6 +153,8 @@ def data_received(sink: Any, data: Any, framer: Any = None) -> Any:
         framer = sink._framer
         if framer is None:
             framer = sink._getFramer()
+        if type(framer) is not LineFramer:  # another implementation's framer
+            return framer.feed(sink, data)
     if type(data) is not bytes:
         data = as_bytes(data)
     transport = sink.transport

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ._lines_py import LineFramer, data_received
 elif not NO_EXTENSIONS:
     try:
-        from ._lines_c import LineFramer, Setting, data_received
+        from ._framer_c import Setting
+        from ._lines_c import LineFramer, data_received
     except ImportError:  # built without a compiler: the pure twin below
         pass
     else:
