@@ -34,9 +34,9 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-def _framer_module(name):
+def _module(family, name):
     try:
-        return importlib.import_module(f"txframe._lines_{name}")
+        return importlib.import_module(f"txframe._{family}_{name}")
     except ImportError:
         if name == "c" and os.environ.get("TXFRAME_REQUIRE_EXTENSIONS") not in (None, "", "0"):
             raise
@@ -44,23 +44,38 @@ def _framer_module(name):
 
 
 def _implementation(kind):
-    module = _framer_module("c" if kind == "compiled" else "py")
-    if module is None:
+    suffix = "c" if kind == "compiled" else "py"
+    lines, strings = _module("lines", suffix), _module("strings", suffix)
+    if lines is None or strings is None:
         pytest.skip("txframe was installed without its compiled extension")
 
-    class LineReceiver(basic.LineReceiver):
-        _lineFramer = module.LineFramer
-        dataReceived = module.data_received
+    def bind(base, **attrs):
+        return type(base.__name__, (base,), attrs)
 
-    class LineOnlyReceiver(basic.LineOnlyReceiver):
-        _lineFramer = module.LineFramer
-        dataReceived = module.data_received
+    def bind_lines(base):
+        return bind(base, _lineFramer=lines.LineFramer, dataReceived=lines.data_received)
+
+    def bind_prefix(base):
+        return bind(
+            base, _stringFramer=strings.PrefixFramer, dataReceived=strings.string_data_received
+        )
 
     return SimpleNamespace(
         name=kind,
-        LineFramer=module.LineFramer,
-        LineReceiver=LineReceiver,
-        LineOnlyReceiver=LineOnlyReceiver,
+        LineFramer=lines.LineFramer,
+        LineReceiver=bind_lines(basic.LineReceiver),
+        LineOnlyReceiver=bind_lines(basic.LineOnlyReceiver),
+        PrefixFramer=strings.PrefixFramer,
+        NetstringFramer=strings.NetstringFramer,
+        IntNStringReceiver=bind_prefix(basic.IntNStringReceiver),
+        Int32StringReceiver=bind_prefix(basic.Int32StringReceiver),
+        Int16StringReceiver=bind_prefix(basic.Int16StringReceiver),
+        Int8StringReceiver=bind_prefix(basic.Int8StringReceiver),
+        NetstringReceiver=bind(
+            basic.NetstringReceiver,
+            _stringFramer=strings.NetstringFramer,
+            dataReceived=strings.string_data_received,
+        ),
     )
 
 
@@ -71,7 +86,10 @@ def _implementation(kind):
 def impl(request):
     """One implementation of txframe's framers, with protocol classes bound to it.
 
-    Attributes: ``name``, ``LineFramer`` and the drop-in classes ``LineReceiver`` and
-    ``LineOnlyReceiver`` (subclass them as you would Twisted's).
+    Attributes: ``name``; the framers ``LineFramer``, ``PrefixFramer`` and
+    ``NetstringFramer``; and the drop-in classes ``LineReceiver``, ``LineOnlyReceiver``,
+    ``IntNStringReceiver``, ``Int32StringReceiver``, ``Int16StringReceiver``,
+    ``Int8StringReceiver`` and ``NetstringReceiver`` (subclass them as you would
+    Twisted's).
     """
     return _implementation(request.param)

@@ -313,8 +313,8 @@ def chunk_ops(stream, sizes, extras, kinds):
 def lr_scenarios(
     draw,
     commands=LR_COMMANDS,
-    extra_ops=("pause", "resume", "delim", "max", "stop", "empty"),
-    blank=5,
+    extra_ops=("pause", "resume", "delim", "max", "empty"),
+    blank=8,
     small_chunks=True,
     quiet=6,
 ):
@@ -325,9 +325,9 @@ def lr_scenarios(
     other_max = draw(st.integers(0, 40))
     command_choices = [b""] * blank + [bytes([c]) for c in commands]
     parts = []
-    for _ in range(draw(st.integers(0, 10))):
-        if draw(st.integers(0, 3)):
-            length = draw(st.integers(0, 6))
+    for _ in range(draw(st.integers(2, 14))):
+        if draw(st.integers(0, 9)):
+            length = draw(st.integers(0, min(6, max_length)))
         else:  # around MAX_LENGTH
             length = max(0, max_length + draw(st.integers(-1, 1)))
         body = bytearray(draw(st.lists(st.sampled_from(CONTENT), min_size=length, max_size=length)))
@@ -339,7 +339,7 @@ def lr_scenarios(
                 else:
                     body += command
         terminator = draw(
-            st.sampled_from([delimiter] * 5 + [delimiter[:-1], other_delimiter, b""])
+            st.sampled_from([delimiter] * 20 + [delimiter[:-1], other_delimiter, b""])
         )
         parts.append(bytes(body) + terminator)
     stream = b"".join(parts)

@@ -14,6 +14,8 @@ cdef class Setting:
 
 
 cdef bint declared(TypeObject* tp, str name)
+cdef Py_ssize_t clamp(object n) except? -2
+cdef Py_ssize_t longest(object limit) except? -2
 
 
 cdef class Framer:

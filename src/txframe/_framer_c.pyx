@@ -21,6 +21,8 @@ cdef extern from "Python.h":
     TypeObject* Py_TYPE(object)
     PyObject* _PyType_Lookup(TypeObject*, object)
 
+import math
+
 cdef Py_ssize_t MIN_CAPACITY = 256
 cdef Py_ssize_t KEEP_CAPACITY = 65536  # a bigger buffer is freed once empty
 
@@ -192,6 +194,28 @@ cdef class Framer:
         self._take_all()
         self._append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         return 0
+
+
+cdef Py_ssize_t clamp(object n) except? -2:
+    """*n* (an int) clamped to [-1, PY_SSIZE_T_MAX]."""
+    if n >= PY_SSIZE_T_MAX:
+        return PY_SSIZE_T_MAX
+    if n < -1:
+        return -1
+    return n
+
+
+cdef Py_ssize_t longest(object limit) except? -2:
+    """The longest length allowed by ``length > limit`` (Twisted's test), for any
+    real *limit*: -1 if none is, PY_SSIZE_T_MAX if all are."""
+    if isinstance(limit, float):
+        if limit != limit or limit == math.inf:  # NaN compares false: all allowed
+            return PY_SSIZE_T_MAX
+        if limit == -math.inf:
+            return -1
+    if isinstance(limit, int):
+        return clamp(limit)
+    return clamp(math.floor(limit))
 
 
 cpdef bytes as_bytes(object data):

@@ -20,7 +20,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memchr, memcmp
 
 from txframe._framer_c cimport (
-    Framer, Py_TPFLAGS_VALID_VERSION_TAG, Setting, TypeObject, as_bytes, declared
+    Framer, Py_TPFLAGS_VALID_VERSION_TAG, Setting, TypeObject, as_bytes, clamp, declared,
+    longest,
 )
 
 import math
@@ -56,28 +57,18 @@ cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
     return -1
 
 
-cdef Py_ssize_t clamp(object n):
-    if n >= PY_SSIZE_T_MAX:
-        return PY_SSIZE_T_MAX
-    if n < -1:
-        return -1
-    return n
-
-
 cdef tuple thresholds(object limit, Py_ssize_t dlen):
     """(longest line allowed, shortest unterminated buffer that is too long).
 
     Mirrors Twisted's ``len(line) > MAX_LENGTH`` and ``len(buffer) >= MAX_LENGTH +
     len(delimiter)`` for any real number, infinities and NaN included.
     """
-    if isinstance(limit, float):
-        if limit != limit or limit == math.inf:  # NaN compares false: never too long
-            return PY_SSIZE_T_MAX, PY_SSIZE_T_MAX
-        if limit == -math.inf:
-            return -1, 0
-    if isinstance(limit, int):
-        return clamp(limit), max(clamp(limit + dlen), 0)
-    return clamp(math.floor(limit)), max(clamp(math.ceil(limit + dlen)), 0)
+    cdef Py_ssize_t line_max = longest(limit)
+    if line_max == PY_SSIZE_T_MAX:
+        return line_max, PY_SSIZE_T_MAX
+    if isinstance(limit, int) or isinstance(limit, float) and limit == -math.inf:
+        return line_max, max(clamp(limit + dlen) if isinstance(limit, int) else 0, 0)
+    return line_max, max(clamp(math.ceil(limit + dlen)), 0)
 
 
 cdef bytes checked_delimiter(object delimiter):

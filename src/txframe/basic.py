@@ -3,78 +3,81 @@
 The classes keep Twisted's names, attributes and callbacks; the bytes are split by a
 txframe framer (compiled when available), so nothing here parses bytes itself. See the
 README's "Differences from Twisted" for the defects fixed on the way.
+``FileSender``, ``StatefulStringProtocol`` and the exceptions are Twisted's own
+objects, so code that catches or subclasses them works with either module.
 """
 
 from __future__ import annotations
 
+from struct import calcsize, pack
 from typing import Any
 
 from twisted.internet import protocol
-from twisted.protocols.basic import FileSender
+from twisted.protocols.basic import (
+    FileSender,
+    IncompleteNetstring,
+    NetstringParseError,
+    StatefulStringProtocol,
+    StringTooLongError,
+)
 
-from . import framing
-from .framing import LineFramer, Setting, data_received
+from .framing import (
+    CompiledFramer,
+    LineFramer,
+    NetstringFramer,
+    PrefixFramer,
+    Setting,
+    data_received,
+    string_data_received,
+)
 
-__all__ = ["FileSender", "LineOnlyReceiver", "LineReceiver"]
-
-
-class _Pausable:
-    """pauseProducing / resumeProducing / stopProducing, with or without a transport."""
-
-    transport: Any
-    paused: bool
-    dataReceived: Any
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-        if self.transport is not None:
-            self.transport.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        if self.transport is not None:
-            self.transport.resumeProducing()
-        self.dataReceived(b"")
-
-    def stopProducing(self) -> None:
-        self.paused = True
-        if self.transport is not None:
-            self.transport.stopProducing()
+__all__ = [
+    "FileSender",
+    "IncompleteNetstring",
+    "Int16StringReceiver",
+    "Int32StringReceiver",
+    "Int8StringReceiver",
+    "IntNStringReceiver",
+    "LineOnlyReceiver",
+    "LineReceiver",
+    "NetstringParseError",
+    "NetstringReceiver",
+    "StatefulStringProtocol",
+    "StringTooLongError",
+]
 
 
-class _LineProtocol(_Pausable, protocol.Protocol):
-    """What LineReceiver and LineOnlyReceiver share: a framer, created on demand.
+class _Framed(protocol.Protocol):
+    """A protocol whose bytes a framer turns into calls: the framer is made on demand
+    (``_framerType()``), and pausing is the framer's.
 
-    A connection with nothing buffered holds no framer at all, so an idle connection
-    costs no more than Twisted's.
+    ``_settings`` names the attributes the framer reads (``MAX_LENGTH``, ...); in a
+    compiled build they become Settings (see ``_declare_settings``).
     """
+
+    _settings: tuple[str, ...] = ()
+    _framer: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _declare_settings(cls)
 
-    delimiter = b"\r\n"
-    MAX_LENGTH = 16384
+    @classmethod
+    def _framerType(cls) -> Any:
+        raise NotImplementedError
 
-    _lineFramer = LineFramer  # the framer type; the tests swap in each implementation
-    _lineOnly = False
-    _framer: Any = None
-    _initialLineMode = 1  # a subclass's `line_mode = 0` lands here (see LineReceiver)
+    def _newFramer(self) -> Any:
+        return self._framerType()()
 
     def _getFramer(self) -> Any:
         framer = self._framer
         if framer is None:
-            framer = self._framer = self._lineFramer(self._lineOnly)
-            if not self._initialLineMode:
-                framer.line_mode = 0
-                self._initialLineMode = 1
+            framer = self._framer = self._newFramer()
         return framer
 
-    dataReceived = data_received
-
     @property
-    def paused(self) -> bool:  # type: ignore[override]
-        """While true no line is delivered; received data waits in the buffer."""
+    def paused(self) -> bool:
+        """While true nothing is delivered; received data waits in the buffer."""
         framer = self._framer
         return False if framer is None else framer.paused
 
@@ -82,6 +85,86 @@ class _LineProtocol(_Pausable, protocol.Protocol):
     def paused(self, value: Any) -> None:
         if value or self._framer is not None:
             self._getFramer().paused = value
+
+    def pauseProducing(self) -> None:
+        """Stop delivering (and ask the transport to stop reading)."""
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """Deliver what was held back, and ask the transport to read again."""
+        self.paused = False
+        if self.transport is not None:
+            self.transport.resumeProducing()
+        self.dataReceived(b"")
+
+    def stopProducing(self) -> None:
+        """Stop delivering (and tell the transport to stop producing)."""
+        self.paused = True
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+
+_ABSENT = object()
+
+
+def _declare_settings(cls: type) -> None:
+    """Give *cls* the kind of settings its framer reads fastest.
+
+    For a compiled framer, plain values become compiled Settings: reading and
+    assigning them on the class or an instance works as before, and the framer is told
+    of changes instead of reading them again for every frame. For a pure framer they
+    stay (or become again) plain attributes, which Python reads fastest. A name bound
+    to a descriptor of the user's own (a property, say) is left alone; the framer then
+    reads it for every frame, as Twisted does.
+    """
+    if Setting is None:
+        return
+    framer = cls._framerType()  # type: ignore[attr-defined]
+    compiled = isinstance(framer, type) and issubclass(framer, CompiledFramer)
+    for name in cls._settings:  # type: ignore[attr-defined]
+        current = next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), _ABSENT)
+        if current is _ABSENT:  # e.g. IntNStringReceiver leaves structFormat to subclasses
+            continue
+        if type(current) is Setting:
+            if not compiled:
+                setattr(cls, name, getattr(cls, name))
+        elif compiled and not hasattr(type(current), "__get__"):
+            setattr(cls, "_txframe_" + name, current)
+            setattr(cls, name, Setting(name))
+
+
+# -- lines ---------------------------------------------------------------------------
+
+
+class _LineProtocol(_Framed):
+    """What LineReceiver and LineOnlyReceiver share.
+
+    A connection with nothing buffered holds no compiled framer at all, so an idle
+    connection costs no more than Twisted's.
+    """
+
+    delimiter = b"\r\n"
+    MAX_LENGTH = 16384
+    _settings = ("delimiter", "MAX_LENGTH")
+
+    _lineFramer = LineFramer  # the framer type; the tests swap in each implementation
+    _lineOnly = False
+    _initialLineMode = 1  # a subclass's `line_mode = 0` lands here (see LineReceiver)
+
+    @classmethod
+    def _framerType(cls) -> Any:
+        return cls._lineFramer
+
+    def _newFramer(self) -> Any:
+        framer = self._lineFramer(self._lineOnly)
+        if not self._initialLineMode:
+            framer.line_mode = 0
+            self._initialLineMode = 1
+        return framer
+
+    dataReceived = data_received
 
     def clearLineBuffer(self) -> bytes:
         """Clear buffered data and return it."""
@@ -97,36 +180,6 @@ class _LineProtocol(_Pausable, protocol.Protocol):
         if self.transport is not None:
             return self.transport.loseConnection()
         return None
-
-
-_SETTINGS = ("delimiter", "MAX_LENGTH")
-_COMPILED_FRAMER = LineFramer if framing.implementation == "compiled" else None
-
-
-def _declare_settings(cls: type) -> None:
-    """Give *cls* the kind of ``delimiter`` / ``MAX_LENGTH`` its framer reads fastest.
-
-    For the compiled framer, plain values become compiled Settings: ``cls.delimiter``
-    and ``instance.delimiter`` read and assign as before, and the framer is told of
-    changes instead of re-reading both after every line. For the pure framer they
-    stay (or become again) plain attributes, which Python reads fastest. A name bound
-    to a descriptor of the user's own (a property, say) is left alone; the framer then
-    reads it after every line, as Twisted does.
-    """
-    if Setting is None:
-        return
-    compiled = getattr(cls, "_lineFramer", None) is _COMPILED_FRAMER
-    for name in _SETTINGS:
-        current = next(vars(klass)[name] for klass in cls.__mro__ if name in vars(klass))
-        if type(current) is Setting:
-            if not compiled:  # the pure framer reads a plain value fastest
-                setattr(cls, name, getattr(cls, name))
-        elif compiled and not hasattr(type(current), "__get__"):
-            setattr(cls, "_txframe_" + name, current)
-            setattr(cls, name, Setting(name))
-
-
-_declare_settings(_LineProtocol)
 
 
 class LineReceiver(_LineProtocol):
@@ -203,3 +256,130 @@ class LineOnlyReceiver(_LineProtocol):
     def sendLine(self, line: bytes) -> Any:
         """Send *line* followed by the delimiter."""
         return self.transport.writeSequence((line, self.delimiter))
+
+
+# -- length-prefixed strings ---------------------------------------------------------
+
+
+class _StringProtocol(_Framed):
+    _stringFramer: Any = None  # the framer type; the tests swap in each implementation
+
+    @classmethod
+    def _framerType(cls) -> Any:
+        return cls._stringFramer
+
+    dataReceived = string_data_received
+
+    def stringReceived(self, string: bytes) -> None:
+        """Override this to handle each string (given without its framing)."""
+        raise NotImplementedError
+
+
+class IntNStringReceiver(_StringProtocol):
+    """Generic class for length-prefixed protocols: set ``structFormat`` and
+    ``prefixLength`` (``struct.calcsize(structFormat)``) in a subclass.
+
+    Strings declaring a length over ``MAX_LENGTH`` go to :meth:`lengthLimitExceeded`
+    before anything is buffered for them. ``recvd`` is the data received and not yet
+    processed (read it, or assign to replace it, e.g. when switching protocols).
+    """
+
+    MAX_LENGTH = 99999
+    structFormat: str
+    prefixLength: int
+    _settings = ("MAX_LENGTH", "structFormat", "prefixLength")
+    _stringFramer = PrefixFramer
+
+    @property
+    def recvd(self) -> bytes:
+        """The bytes received and not yet processed; assign to replace them."""
+        framer = self._framer
+        return b"" if framer is None else framer.buffered()
+
+    @recvd.setter
+    def recvd(self, value: Any) -> None:
+        self._getFramer().replace(value)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """Called with a declared length over ``MAX_LENGTH``; drops the connection.
+
+        Unless the connection is dropped (or ``MAX_LENGTH`` raised to allow it), the
+        string's bytes are then skipped as they arrive and the strings after it are
+        delivered.
+        """
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def sendString(self, string: bytes) -> None:
+        """Send *string* with its length prefix.
+
+        :raises StringTooLongError: if its length does not fit in the prefix.
+        """
+        limit = 2 ** (8 * self.prefixLength)
+        if len(string) >= limit:
+            raise StringTooLongError(
+                "Try to send %s bytes whereas maximum is %s" % (len(string), limit)
+            )
+        self.transport.write(pack(self.structFormat, len(string)) + string)
+
+
+class Int32StringReceiver(IntNStringReceiver):
+    """Strings prefixed by their length as a 4-byte big-endian unsigned integer."""
+
+    structFormat = "!I"
+    prefixLength = calcsize(structFormat)
+
+
+class Int16StringReceiver(IntNStringReceiver):
+    """Strings prefixed by their length as a 2-byte big-endian unsigned integer."""
+
+    structFormat = "!H"
+    prefixLength = calcsize(structFormat)
+
+
+class Int8StringReceiver(IntNStringReceiver):
+    """Strings prefixed by their length as one unsigned byte."""
+
+    structFormat = "!B"
+    prefixLength = calcsize(structFormat)
+
+
+class NetstringReceiver(_StringProtocol):
+    """A protocol that sends and receives netstrings (``<length>:<data>,``).
+
+    Netstrings longer than ``MAX_LENGTH`` and malformed ones are parse errors: they go
+    to :meth:`netstringParseError`, which by default drops the connection and sets
+    ``brokenPeer``, as Twisted does.
+    """
+
+    MAX_LENGTH = 99999
+    brokenPeer = 0
+    _settings = ("MAX_LENGTH",)
+    _stringFramer = NetstringFramer
+
+    def makeConnection(self, transport: Any) -> None:
+        """Start a connection with a fresh parser, as Twisted's does."""
+        self._framer = None
+        self.brokenPeer = 0
+        super().makeConnection(transport)
+
+    def sendString(self, string: bytes) -> None:
+        """Send *string* as a netstring."""
+        self.transport.write(b"%d:%b," % (len(string), string))
+
+    def _netstringParseError(self, message: str) -> None:
+        self.netstringParseError(NetstringParseError(message))
+
+    def netstringParseError(self, reason: NetstringParseError) -> None:
+        """Called once, with the error, when the peer sends a malformed netstring.
+
+        Override to log or answer before the connection goes; everything received
+        after the error is disregarded. The default calls ``_handleParseError``, which
+        drops the connection and sets ``brokenPeer``, as Twisted does.
+        """
+        self._handleParseError()
+
+    def _handleParseError(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+        self.brokenPeer = 1

@@ -23,19 +23,35 @@ implementation = "pure"
 #: framer skip re-reading them after every line; ``None`` in the pure build, where
 #: plain class attributes are read as Twisted reads them.
 Setting: Any = None
+#: The base class of the compiled framers (``None`` in the pure build).
+CompiledFramer: Any = None
 
 if TYPE_CHECKING:
     from ._lines_py import LineFramer, data_received
+    from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 elif not NO_EXTENSIONS:
     try:
+        from ._framer_c import Framer as CompiledFramer
         from ._framer_c import Setting
         from ._lines_c import LineFramer, data_received
-    except ImportError:  # built without a compiler: the pure twin below
-        pass
+        from ._strings_c import NetstringFramer, PrefixFramer, string_data_received
+    except ImportError:  # built without a compiler: the pure twins below
+        CompiledFramer = Setting = None
     else:
         implementation = "compiled"
 
 if implementation == "pure":
     from ._lines_py import LineFramer, data_received
+    from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 
-__all__ = ["LineFramer", "NO_EXTENSIONS", "Setting", "data_received", "implementation"]
+__all__ = [
+    "CompiledFramer",
+    "LineFramer",
+    "NO_EXTENSIONS",
+    "NetstringFramer",
+    "PrefixFramer",
+    "Setting",
+    "data_received",
+    "implementation",
+    "string_data_received",
+]

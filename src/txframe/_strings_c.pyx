@@ -1,0 +1,231 @@
+# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+"""Length-prefixed and netstring framing, compiled: the twin of ``_strings_py.py``
+(read its docstring for the sink each framer serves and the rules it follows)."""
+
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from txframe._framer_c cimport Framer, TypeObject, as_bytes, declared, longest
+
+import struct
+
+cdef extern from "Python.h":
+    Py_ssize_t PY_SSIZE_T_MAX
+    TypeObject* Py_TYPE(object)
+
+# structFormat values read with a fixed-width big-endian unsigned fast path.
+cdef dict FAST_FORMATS = {
+    "!I": 4, ">I": 4, "!H": 2, ">H": 2,
+    "!B": 1, ">B": 1, "<B": 1, "=B": 1, "@B": 1, "B": 1,
+}
+
+TOO_LONG = "The received netstring is longer than the maximum %s specified by self.MAX_LENGTH"
+MISSING_LENGTH = "The received netstring does not start with a length specification."
+MISSING_COMMA = "The received netstring is not terminated by a comma."
+
+
+@cython.final
+cdef class PrefixFramer(Framer):
+    """Split a stream of length-prefixed strings (IntNStringReceiver's framing)."""
+
+    cdef Py_ssize_t _prefix  # bytes in a length prefix
+    cdef int _width  # 1, 2 or 4 for the big-endian unsigned fast paths; 0: struct
+    cdef object _unpack  # struct's unpack_from, for other formats
+    cdef object _limit  # MAX_LENGTH, for lengths the fast paths cannot hold
+    cdef Py_ssize_t _longest  # the longest string allowed, from MAX_LENGTH
+    cdef unsigned long long _skip  # bytes of a too-long string still to drop
+    cdef bint _replaced  # the buffer was replaced (recvd assigned) in a callback
+
+    def __cinit__(self):
+        self._stale = True
+
+    cdef int _refresh(self, sink) except -1:
+        fmt = sink.structFormat
+        prefix = sink.prefixLength
+        self._width = FAST_FORMATS.get(fmt, 0) if type(fmt) is str else 0
+        if self._width != prefix:
+            self._width = 0
+        self._unpack = None if self._width else struct.Struct(fmt).unpack_from
+        self._prefix = prefix
+        self._limit = sink.MAX_LENGTH
+        self._longest = longest(self._limit)
+        cdef TypeObject* tp = Py_TYPE(sink)
+        self._mark_current(sink, declared(tp, "MAX_LENGTH") and declared(tp, "structFormat")
+                           and declared(tp, "prefixLength"))
+        return 0
+
+    cdef int _replace(self, object data) except -1:
+        Framer._replace(self, data)
+        self._replaced = True
+        return 0
+
+    def feed(self, sink, data):
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        self._receive(<bytes>data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return None
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+            self._settle()
+        return None
+
+    cdef object _declared_length(self, Py_ssize_t start):
+        """The length in the prefix at *start*, as an int."""
+        cdef const unsigned char* p = <const unsigned char*>self._data + start
+        if self._width == 4:
+            return (<unsigned long long>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
+        if self._width == 2:
+            return (p[0] << 8) | p[1]
+        if self._width == 1:
+            return p[0]
+        return self._unpack(PyBytes_FromStringAndSize(self._data + start, self._prefix))[0]
+
+    cdef int _deliver(self, sink) except -1:
+        cdef Py_ssize_t start, available, n
+        cdef unsigned long long length
+        cdef object declared_length
+        while not self._paused:
+            if not self._current(sink):
+                self._refresh(sink)
+            start = self._start
+            available = self._end - start
+            if self._skip:  # what is left of a string that was too long
+                n = <Py_ssize_t>min(self._skip, <unsigned long long>available)
+                self._start = start + n
+                self._skip -= n
+                if self._skip:
+                    return 0
+                continue
+            if available < self._prefix:
+                return 0
+            if self._width:
+                length = self._declared_length(start)
+                if self._longest < 0 or length > <unsigned long long>self._longest:
+                    if self._too_long(sink, length):
+                        continue
+                    return 0
+            else:
+                declared_length = self._declared_length(start)
+                if declared_length < 0 or declared_length > self._limit:
+                    if self._too_long(sink, declared_length):
+                        continue
+                    return 0
+                length = declared_length
+            if <unsigned long long>(available - self._prefix) < length:
+                return 0
+            string = PyBytes_FromStringAndSize(self._data + start + self._prefix, length)
+            self._start = start + self._prefix + length
+            sink.stringReceived(string)
+        return 0
+
+    cdef bint _too_long(self, sink, object length) except -1:
+        """Report a declared length over MAX_LENGTH (or negative); say whether to go
+        on. The prefix is still buffered during the call, as in Twisted, so ``recvd``
+        starts with it; afterwards the string is parsed if MAX_LENGTH now allows it,
+        and otherwise skipped as it arrives, never buffered."""
+        self._replaced = False
+        sink.lengthLimitExceeded(length)
+        if self._replaced:
+            return True
+        self._refresh(sink)
+        if 0 <= length and not length > self._limit:
+            return True
+        self._start += self._prefix
+        self._skip = max(length, 0)
+        transport = sink.transport
+        return transport is None or not transport.disconnecting
+
+
+@cython.final
+cdef class NetstringFramer(Framer):
+    """Split a stream of netstrings (``<digits>:<payload>,``)."""
+
+    cdef Py_ssize_t _longest  # from MAX_LENGTH
+    cdef Py_ssize_t _expected  # payload length once the length is parsed, else -1
+    cdef bint _broken  # a parse error was reported: the rest is disregarded
+
+    def __cinit__(self):
+        self._stale = True
+        self._expected = -1
+
+    cdef int _refresh(self, sink) except -1:
+        self._longest = longest(sink.MAX_LENGTH)
+        self._mark_current(sink, declared(Py_TYPE(sink), "MAX_LENGTH"))
+        return 0
+
+    def feed(self, sink, data):
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if self._broken:
+            return None
+        self._receive(<bytes>data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return None
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+            self._settle()
+        return None
+
+    cdef int _deliver(self, sink) except -1:
+        cdef Py_ssize_t start, i, end, value
+        cdef unsigned char c
+        while not self._paused and not self._broken:
+            if not self._current(sink):
+                self._refresh(sink)
+            start = self._start
+            end = self._end
+            if self._expected < 0:  # the length: 0 or digits without a leading 0, then ':'
+                if start == end:
+                    return 0
+                i = start
+                value = 0
+                while i < end:
+                    c = <unsigned char>self._data[i]
+                    if c == 0x3A and i > start:
+                        break
+                    if not (0x30 <= c <= 0x39) or (i > start and self._data[start] == 0x30):
+                        return self._error(sink, MISSING_LENGTH)
+                    if value > (PY_SSIZE_T_MAX - 9) // 10:  # cannot be a real length
+                        return self._error(sink, TOO_LONG % (sink.MAX_LENGTH,))
+                    value = value * 10 + (c - 0x30)
+                    if value > self._longest:
+                        return self._error(sink, TOO_LONG % (sink.MAX_LENGTH,))
+                    i += 1
+                if i == end:
+                    return 0  # the length so far is valid: wait for the rest
+                self._expected = value
+                self._start = start = i + 1
+            if end - start <= self._expected:
+                return 0
+            if self._data[start + self._expected] != 0x2C:
+                return self._error(sink, MISSING_COMMA)
+            string = PyBytes_FromStringAndSize(self._data + start, self._expected)
+            self._start = start + self._expected + 1
+            self._expected = -1
+            sink.stringReceived(string)
+        if self._broken:
+            self._take_all()
+        return 0
+
+    cdef int _error(self, sink, str message) except -1:
+        self._broken = True
+        self._take_all()
+        sink._netstringParseError(message)
+        return 0
+
+
+def string_data_received(self, data):
+    """Deliver the strings *data* completes (the string protocols' dataReceived)."""
+    framer = self._framer
+    if framer is None:
+        framer = self._getFramer()
+    return framer.feed(self, data)

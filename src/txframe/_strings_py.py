@@ -1,0 +1,265 @@
+"""Length-prefixed and netstring framing in pure Python: the reference
+implementation. The compiled twin is ``_strings_c.pyx``; import from
+:mod:`txframe.framing`. Nothing here imports Twisted.
+
+``PrefixFramer`` serves a sink with ``structFormat``, ``prefixLength`` and
+``MAX_LENGTH`` (Twisted's IntNStringReceiver attributes), ``stringReceived(string)``,
+``lengthLimitExceeded(length)`` and ``transport``:
+
+- a declared length over ``MAX_LENGTH`` (or negative) is reported before anything is
+  buffered for it; during the call the buffer (``recvd``) still starts with its
+  prefix. If the callback raised ``MAX_LENGTH`` enough, the string is then parsed;
+  otherwise its bytes are dropped as they arrive and the strings after it are
+  delivered, unless the transport is disconnecting;
+- ``replace()`` (``recvd = ...``) makes new bytes the unprocessed data at once;
+- nothing is delivered while ``paused``; a ``feed`` from inside a callback is queued.
+
+``NetstringFramer`` serves a sink with ``MAX_LENGTH``, ``stringReceived(string)`` and
+``_netstringParseError(message)``: the length is ``0`` or digits without a leading
+zero, then ``:``, the payload and ``,``. The first malformed byte is reported once;
+everything after it is disregarded.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any
+
+from ._lines_py import as_bytes
+
+_EMPTY = b""
+
+TOO_LONG = "The received netstring is longer than the maximum %s specified by self.MAX_LENGTH"
+MISSING_LENGTH = "The received netstring does not start with a length specification."
+MISSING_COMMA = "The received netstring is not terminated by a comma."
+
+
+class _Buffer:
+    """Bytes received and not yet delivered: ``_data[_pos:]``.
+
+    ``_data`` is the chunk itself when nothing was left over, else a concatenation,
+    or a bytearray once the leftover is long (so a long string arriving in small
+    chunks is copied once).
+    """
+
+    __slots__ = ("_data", "_pos", "_paused", "_busy")
+
+    def __init__(self) -> None:
+        self._data: bytes | bytearray = _EMPTY
+        self._pos = 0
+        self._paused = False
+        self._busy = False
+
+    @property
+    def paused(self) -> bool:
+        """While true, nothing is delivered; data received is buffered."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: Any) -> None:
+        self._paused = bool(value)
+
+    def buffered(self) -> bytes:
+        """Every byte received and not yet delivered."""
+        return bytes(self._data[self._pos :])
+
+    def clear(self) -> bytes:
+        """Remove and return every byte received and not yet delivered."""
+        rest = self.buffered()
+        self._data = _EMPTY
+        self._pos = 0
+        return rest
+
+    def replace(self, data: Any) -> None:
+        """Make *data* the bytes received and not yet delivered."""
+        self._data = as_bytes(data) if data else _EMPTY  # Twisted's AMP assigns ""
+        self._pos = 0
+
+    def _append(self, data: bytes) -> None:
+        held = self._data
+        pos = self._pos
+        if pos == len(held):
+            self._data = data
+        elif type(held) is bytearray:
+            if pos:
+                del held[:pos]
+            held += data
+        elif len(held) - pos <= 2 * len(data) + 256:
+            self._data = held[pos:] + data
+        else:
+            grown = bytearray(held[pos:])
+            grown += data
+            self._data = grown
+        self._pos = 0
+
+
+class PrefixFramer(_Buffer):
+    """Split a stream of length-prefixed strings (IntNStringReceiver's framing)."""
+
+    __slots__ = ("_skip", "_replaced")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._skip = 0  # bytes of a too-long string still to drop
+        self._replaced = False  # the buffer was replaced in a callback
+
+    def replace(self, data: Any) -> None:
+        super().replace(data)
+        self._replaced = True
+
+    def feed(self, sink: Any, data: Any) -> None:
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        self._append(data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+
+    def _deliver(self, sink: Any) -> None:
+        prefix = sink.prefixLength
+        unpack = struct.Struct(sink.structFormat).unpack_from
+        while not self._paused:
+            data = self._data
+            pos = self._pos
+            available = len(data) - pos
+            if self._skip:  # what is left of a string that was too long
+                dropped = min(self._skip, available)
+                self._pos = pos + dropped
+                self._skip -= dropped
+                if self._skip:
+                    return
+                continue
+            if available < prefix:
+                return
+            (length,) = unpack(data, pos)
+            if length > sink.MAX_LENGTH or length < 0:
+                if self._too_long(sink, length, prefix):
+                    continue
+                return
+            end = pos + prefix + length
+            if end > len(data):
+                return
+            self._pos = end
+            if type(data) is bytes:
+                sink.stringReceived(data[pos + prefix : end])
+            else:
+                sink.stringReceived(bytes(data[pos + prefix : end]))
+
+    def _too_long(self, sink: Any, length: int, prefix: int) -> bool:
+        self._replaced = False
+        sink.lengthLimitExceeded(length)
+        if self._replaced:
+            return True
+        if 0 <= length and not length > sink.MAX_LENGTH:
+            return True
+        self._pos += prefix
+        self._skip = max(length, 0)
+        transport = sink.transport
+        return transport is None or not transport.disconnecting
+
+
+class NetstringFramer(_Buffer):
+    """Split a stream of netstrings (``<digits>:<payload>,``)."""
+
+    __slots__ = ("_expected", "_broken")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._expected = -1  # payload length once the length is parsed
+        self._broken = False  # a parse error was reported: the rest is disregarded
+
+    def feed(self, sink: Any, data: Any) -> None:
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if self._broken:
+            return
+        self._append(data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+            if self._broken:
+                self.clear()
+
+    def _deliver(self, sink: Any) -> None:
+        while not self._paused and not self._broken:
+            data = self._data
+            pos = self._pos
+            if self._expected < 0:
+                if pos == len(data):
+                    return
+                limit = sink.MAX_LENGTH
+                colon = data.find(b":", pos + 1, pos + 21)
+                digits = data[pos:colon]
+                if (
+                    colon > 0
+                    and digits.isdigit()
+                    and (colon - pos == 1 or data[pos] != 0x30)
+                    and colon - pos <= 19
+                    and not int(digits) > limit
+                ):  # the common case: a valid length
+                    self._expected = int(digits)
+                else:
+                    found = _scan_length(data, pos, limit)
+                    if found is None:
+                        return  # the length so far is valid: wait for the rest
+                    if type(found) is str:
+                        return self._error(sink, found)
+                    self._expected, colon = found
+                self._pos = pos = colon + 1
+            end = pos + self._expected
+            if len(data) <= end:
+                return
+            if data[end] != 0x2C:  # ","
+                return self._error(sink, MISSING_COMMA)
+            self._pos = end + 1
+            self._expected = -1
+            string = data[pos:end]
+            sink.stringReceived(string if type(string) is bytes else bytes(string))
+
+    def _error(self, sink: Any, message: str) -> None:
+        self._broken = True
+        self.clear()
+        sink._netstringParseError(message)
+
+
+_GUARD = (sys.maxsize - 9) // 10  # a length this long cannot be real
+
+
+def _scan_length(data: bytes | bytearray, pos: int, limit: Any) -> Any:
+    """Read a netstring length byte by byte, as the compiled framer does.
+
+    Returns ``(length, index of the colon)``, ``None`` if the bytes so far are a valid
+    start, or the parse error's message for the first byte that cannot be.
+    """
+    value = 0
+    for index in range(pos, len(data)):
+        byte = data[index]
+        if byte == 0x3A and index > pos:  # ":"
+            return value, index
+        if not 0x30 <= byte <= 0x39 or (index > pos and data[pos] == 0x30):
+            return MISSING_LENGTH
+        if value > _GUARD:
+            return TOO_LONG % (limit,)
+        value = value * 10 + byte - 0x30
+        if value > limit:
+            return TOO_LONG % (limit,)
+    return None
+
+
+def string_data_received(self: Any, data: Any) -> None:
+    """Deliver the strings *data* completes (the string protocols' dataReceived)."""
+    framer = self._framer
+    if framer is None:
+        framer = self._getFramer()
+    return framer.feed(self, data)
