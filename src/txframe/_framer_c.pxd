@@ -5,6 +5,7 @@ cdef extern from "Python.h":
         unsigned long tp_flags
         unsigned int tp_version_tag
     unsigned long Py_TPFLAGS_VALID_VERSION_TAG
+    TypeObject* Py_TYPE(object)
 
 
 cdef class Setting:
@@ -33,7 +34,6 @@ cdef class Framer:
     cdef bint _paused
     cdef bint _busy
 
-    cdef bint _current(self, object sink) noexcept
     cdef int _mark_current(self, object sink, bint cacheable) except -1
     cdef bytes _take_all(self)
     cdef int _own(self) except -1
@@ -44,3 +44,10 @@ cdef class Framer:
 
 
 cpdef bytes as_bytes(object data)
+
+
+cdef inline bint current(Framer framer, object sink) noexcept:
+    """Whether the settings *framer* read from *sink* are still valid."""
+    cdef TypeObject* tp = Py_TYPE(sink)
+    return (not framer._stale and tp == framer._type and tp.tp_version_tag == framer._tag
+            and tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)

@@ -18,7 +18,6 @@ from libc.string cimport memcpy, memmove
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
-    TypeObject* Py_TYPE(object)
     PyObject* _PyType_Lookup(TypeObject*, object)
 
 import math
@@ -97,11 +96,6 @@ cdef class Framer:
         self._replace(data)
 
     # -- settings ---------------------------------------------------------------
-
-    cdef bint _current(self, object sink) noexcept:
-        cdef TypeObject* tp = Py_TYPE(sink)
-        return (not self._stale and tp == self._type and tp.tp_version_tag == self._tag
-                and tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
 
     cdef int _mark_current(self, object sink, bint cacheable) except -1:
         """After reading the settings: keep them while the sink's type is unchanged,

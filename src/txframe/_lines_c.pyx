@@ -20,7 +20,9 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memchr, memcmp
 
 from txframe._framer_c cimport (
-    Framer, Py_TPFLAGS_VALID_VERSION_TAG, Setting, TypeObject, as_bytes, clamp, declared,
+    Framer,
+    Py_TYPE,
+    current, Py_TPFLAGS_VALID_VERSION_TAG, Setting, TypeObject, as_bytes, clamp, declared,
     longest,
 )
 
@@ -28,7 +30,6 @@ import math
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
-    TypeObject* Py_TYPE(object)
 
 cdef extern from *:
     """
@@ -225,7 +226,7 @@ cdef class LineFramer(Framer):
                 if why is not None and why:
                     return why
                 continue
-            if not self._current(sink):
+            if not current(self, sink):
                 self._refresh(sink)
             delim = self._delim
             dlen = PyBytes_GET_SIZE(delim)

@@ -5,13 +5,14 @@
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from txframe._framer_c cimport Framer, TypeObject, as_bytes, declared, longest
+from txframe._framer_c cimport (
+    Framer, Py_TYPE, TypeObject, as_bytes, current, declared, longest
+)
 
 import struct
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
-    TypeObject* Py_TYPE(object)
 
 # structFormat values read with a fixed-width big-endian unsigned fast path.
 cdef dict FAST_FORMATS = {
@@ -90,7 +91,7 @@ cdef class PrefixFramer(Framer):
         cdef unsigned long long length
         cdef object declared_length
         while not self._paused:
-            if not self._current(sink):
+            if not current(self, sink):
                 self._refresh(sink)
             start = self._start
             available = self._end - start
@@ -179,7 +180,7 @@ cdef class NetstringFramer(Framer):
         cdef Py_ssize_t start, i, end, value
         cdef unsigned char c
         while not self._paused and not self._broken:
-            if not self._current(sink):
+            if not current(self, sink):
                 self._refresh(sink)
             start = self._start
             end = self._end
