@@ -1,29 +1,36 @@
 #!/usr/bin/env python
-"""Compare txframe (compiled and pure) with Twisted's LineReceiver / LineOnlyReceiver.
+"""Compare txframe (compiled and pure) with Twisted's line and string receivers.
 
-Runs every workload of ``workloads.py`` on the three implementations in one process,
-interleaved round by round (each round runs each cell once, the implementations in a
-rotating order) so that a noisy, shared machine slows them alike, and keeps the best
-run of each cell. Every run feeds a fresh protocol connected to a ``StringTransport``;
-the chunks are cut beforehand, protocol creation is not timed, the garbage collector is
-off while timing and ``lineReceived`` is empty (a counting run first checks that every
-implementation receives exactly the expected lines, and each timed run is checked to
-leave nothing buffered).
+Runs every workload of ``workloads.py`` (lines: LineReceiver / LineOnlyReceiver;
+strings: Int32/Int16/Int8StringReceiver and NetstringReceiver) on the three
+implementations in one process, interleaved round by round (each round runs each cell
+once, the implementations in a rotating order) so that a noisy, shared machine slows
+them alike, and keeps the best run of each cell. Every run feeds a fresh protocol
+connected to a ``StringTransport``; the chunks are cut beforehand, protocol creation is
+not timed, the garbage collector is off while timing and ``lineReceived`` /
+``stringReceived`` is empty (a counting run first checks that every implementation
+receives exactly the expected frames, down to the last one, and each timed run is
+checked to leave nothing buffered).
 
 A cell stops repeating after ``--repeat`` runs or once its runs add up to ``--budget``
 seconds, whichever comes first, but always runs at least once: Twisted's quadratic
-cases (one 4 MiB line takes it ~12 s on a 2.5 GHz Xeon, 8 MiB ~48 s) therefore run
-exactly once, and they dominate the ~1.5 minutes of a full run.
+cases therefore run exactly once (on a 2.5 GHz Xeon: one 4 MiB line ~11-12 s, one
+10 MiB Int32 string in 1 KiB chunks ~10-20 s), and they dominate a full run. The larger
+case of each linearity pair (the 8 MiB line, ~45-68 s on Twisted, and the 20 MiB string,
+~40-80 s) is not run on Twisted at all unless ``--twisted-all`` is given; the report
+says so, with the time its smaller case took. The linearity targets are about txframe.
 
-Then it measures the memory each idle connected protocol holds (10,000 of each, built
-by a Factory, each on its own StringTransport, fed one line ``b"hello\\r\\n"``, counted
-by tracemalloc).
+Then it measures the memory each idle connected line protocol holds (10,000 of each,
+built by a Factory, each on its own StringTransport, fed one line ``b"hello\\r\\n"``,
+counted by tracemalloc).
 
 Prints Markdown (paste the tables into the README); progress goes to stderr.
 
-    python benchmarks/compare.py                  # full run, ~1.5 min on 2 slow cores
+    python benchmarks/compare.py                  # full run, ~1.5-2 min on 2 slow cores
     python benchmarks/compare.py --quick          # smoke run, a few seconds, small sizes
     python benchmarks/compare.py --check-targets  # also PASS/MISS for the issue's targets
+    python benchmarks/compare.py --twisted-all    # also Twisted on the 8 MiB line and
+                                                  # the 20 MiB string (~1.5-2.5 min more)
     python benchmarks/compare.py --json out.json  # also write the raw results
 
 The exit code is 0 whatever the figures (targets are informational).
@@ -112,8 +119,8 @@ def si(value: float) -> str:
 def fmt_rate(rate: float | None, unit: str) -> str:
     if rate is None:
         return "n/a"
-    if unit == "lines":
-        return f"{si(rate)} lines/s"
+    if unit in ("lines", "strings"):
+        return f"{si(rate)} {unit}/s"
     return f"{si(rate)}B/s"
 
 
@@ -149,10 +156,12 @@ def table(header: list[str], rows: list[list[str]], align: str) -> str:
 
 
 def verify(workloads: list[W.Workload], impls: list[str]) -> None:
-    """One untimed counting run per cell: every implementation must get every line."""
+    """One untimed counting run per cell: every implementation must get every frame."""
     for wl in workloads:
         for impl in impls:
-            if impl == "twisted" and wl.group == "big-line":
+            if not wl.runs_on(impl):
+                continue
+            if impl == "twisted" and wl.group in W.BIG_GROUPS:
                 continue  # quadratic: checked by every timed run below instead
             cls = W.protocol_class(impl, wl.kind, counting=True)
             proto = W.feed(W.connect(cls, wl), wl.chunks)
@@ -167,7 +176,10 @@ def run_throughput(
 ) -> dict[tuple[str, str], list[float]]:
     """Best-of-N timings, interleaved; returns every run's seconds per (workload, impl)."""
     classes = {
-        (wl.name, impl): W.protocol_class(impl, wl.kind) for wl in workloads for impl in impls
+        (wl.name, impl): W.protocol_class(impl, wl.kind)
+        for wl in workloads
+        for impl in impls
+        if wl.runs_on(impl)
     }
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in classes}
     spent = dict.fromkeys(classes, 0.0)
@@ -184,9 +196,9 @@ def run_throughput(
                 chunks = wl.chunks
                 for impl in order:
                     key = (wl.name, impl)
-                    if samples[key] and spent[key] >= budget:
+                    if key not in classes or (samples[key] and spent[key] >= budget):
                         continue
-                    if not samples[key] and wl.group == "big-line" and impl == "twisted":
+                    if not samples[key] and wl.group in W.BIG_GROUPS and impl == "twisted":
                         log(f"  {wl.name} on Twisted (quadratic: slow) ...")
                     proto = W.connect(classes[key], wl)
                     receive = proto.dataReceived
@@ -247,7 +259,7 @@ def bytes_per_connection(cls: type, n: int) -> float:
 
 def run_memory(impls: list[str], n: int) -> dict[str, dict[str, float]]:
     result: dict[str, dict[str, float]] = {}
-    for kind in W.KINDS:
+    for kind in W.LINE_KINDS:
         result[kind] = {}
         for impl in impls:
             result[kind][impl] = bytes_per_connection(W.protocol_class(impl, kind, fresh=True), n)
@@ -259,14 +271,26 @@ def run_memory(impls: list[str], n: int) -> dict[str, dict[str, float]]:
 
 
 def analyse(workloads, samples) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per workload, per implementation: best time, rate and ratio to Twisted."""
+    """Per workload, per implementation: best time, rate and ratio to Twisted.
+
+    A cell the workload does not run (see ``Workload.skip``) has ``skipped`` set to the
+    reason; one whose implementation is not available has no runs and no reason.
+    """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for wl in workloads:
         cells: dict[str, dict[str, Any]] = {}
         for impl in W.IMPLEMENTATIONS:
             times = samples.get((wl.name, impl))
+            skipped = None if wl.runs_on(impl) else wl.skip_reason or "skipped"
             if not times:
-                cells[impl] = {"runs": 0, "best": None, "rate": None, "ratio": None, "times": []}
+                cells[impl] = {
+                    "runs": 0,
+                    "best": None,
+                    "rate": None,
+                    "ratio": None,
+                    "times": [],
+                    "skipped": skipped,
+                }
                 continue
             best = min(times)
             cells[impl] = {
@@ -275,6 +299,7 @@ def analyse(workloads, samples) -> dict[str, dict[str, dict[str, Any]]]:
                 "median": sorted(times)[len(times) // 2],
                 "rate": wl.amount() / best,
                 "times": times,
+                "skipped": None,
             }
         twisted_best = cells["twisted"]["best"]
         for impl in W.IMPLEMENTATIONS:
@@ -286,30 +311,37 @@ def analyse(workloads, samples) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def linearity(workloads, results) -> dict[str, Any] | None:
-    big = [wl for wl in workloads if wl.group == "big-line"]
+def linearity(workloads, results, group: str = "big-line") -> dict[str, Any] | None:
+    """Time of the larger ÷ the smaller workload of *group* (``"big-line"`` or
+    ``"big-string"``), per implementation."""
+    big = [wl for wl in workloads if wl.group == group]
     if len(big) < 2:
         return None
     small, large = big[0], big[1]
+    noun = "line" if group == "big-line" else "string"
     ratios = {}
     for impl in W.IMPLEMENTATIONS:
         a, b = results[small.name][impl]["best"], results[large.name][impl]["best"]
         ratios[impl] = b / a if a and b else None
     return {
+        "group": group,
+        "kind": small.kind,
+        "noun": noun,
         "small": small.name,
         "large": large.name,
-        "label": f"{W.pretty_size(large.line_length)} line time ÷ "
-        f"{W.pretty_size(small.line_length)} line time",
-        "size_ratio": large.line_length / small.line_length,
+        "label": f"{W.pretty_size(large.length)} {noun} time ÷ "
+        f"{W.pretty_size(small.length)} {noun} time",
+        "size_ratio": large.length / small.length,
         "ratios": ratios,
     }
 
 
-def check_targets(workloads, results, lin, memory) -> list[dict[str, Any]]:
+def check_targets(workloads, results, lin, memory, lin_strings=None) -> list[dict[str, Any]]:
     """The issue's targets: name, measured figure, pass/miss."""
     by_name = {wl.name: wl for wl in workloads}
     one_chunk = {wl.kind: wl for wl in workloads if wl.group == "one-chunk"}
     big = [wl for wl in workloads if wl.group == "big-line"]
+    big_strings = [wl for wl in workloads if wl.group == "big-string"]
     targets: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, ok: bool | None, shown: str) -> None:
@@ -323,6 +355,33 @@ def check_targets(workloads, results, lin, memory) -> list[dict[str, Any]]:
         ratio = results[wl.name]["compiled"]["ratio"]
         add(name, ratio, ratio is not None and ratio >= at_least, fmt_ratio(ratio))
 
+    def linear_target(lin_result: dict[str, Any] | None, fallback: str) -> None:
+        ratio = lin_result["ratios"]["compiled"] if lin_result else None
+        add(
+            f"compiled linear: {lin_result['label'] if lin_result else fallback} ≤ 2.2",
+            ratio,
+            ratio is not None and ratio <= 2.2,
+            "n/a" if ratio is None else f"{ratio:.2f}",
+        )
+
+    def pure_target(family: str, noun: str) -> None:
+        cells = [wl for wl in workloads if wl.family == family]
+        compared = [wl for wl in cells if wl.runs_on("twisted") and wl.runs_on("pure")]
+        skipped = [wl.name for wl in cells if wl not in compared]
+        pure = [(results[wl.name]["pure"]["ratio"], wl.name) for wl in compared]
+        known = [(r, n) for r, n in pure if r is not None]
+        misses = [f"{n} {fmt_ratio(r)}" for r, n in known if r < 1.0]
+        worst = min(known) if known else None
+        add(
+            f"pure txframe ÷ Twisted ≥ 1.0× on every {noun} workload",
+            worst[0] if worst else None,
+            worst is not None and not misses and len(known) == len(pure),
+            ("n/a" if worst is None else f"lowest {fmt_ratio(worst[0])} ({worst[1]})")
+            + (f"; below 1×: {', '.join(misses)}" if misses else "")
+            + (f"; not compared (Twisted skipped): {', '.join(skipped)}" if skipped else ""),
+        )
+
+    # lines
     ratio_target("LineReceiver", by_name.get("LineReceiver-1024"), 3, "at 1024 B chunks")
     ratio_target("LineReceiver", by_name.get("LineReceiver-16"), 2, "at 16 B chunks")
     chunk_wl = one_chunk.get("LineReceiver")
@@ -348,26 +407,35 @@ def check_targets(workloads, results, lin, memory) -> list[dict[str, Any]]:
         20,
         f"on one {W.pretty_size(line_size)} line in 1 KiB chunks",
     )
-    lin_ratio = lin["ratios"]["compiled"] if lin else None
-    add(
-        f"compiled linear: {lin['label'] if lin else '8 MiB ÷ 4 MiB line time'} ≤ 2.2",
-        lin_ratio,
-        lin_ratio is not None and lin_ratio <= 2.2,
-        "n/a" if lin_ratio is None else f"{lin_ratio:.2f}",
-    )
-    pure = [(results[wl.name]["pure"]["ratio"], wl.name) for wl in workloads]
-    known = [(r, n) for r, n in pure if r is not None]
-    misses = [f"{n} {fmt_ratio(r)}" for r, n in known if r < 1.0]
-    worst = min(known) if known else None
-    add(
-        "pure txframe ÷ Twisted ≥ 1.0× on every workload",
-        worst[0] if worst else None,
-        worst is not None and not misses and len(known) == len(pure),
-        ("n/a" if worst is None else f"lowest {fmt_ratio(worst[0])} ({worst[1]})")
-        + (f"; below 1×: {', '.join(misses)}" if misses else ""),
-    )
-    for impl in ("compiled", "pure"):
-        for kind in W.KINDS:
+    linear_target(lin, "8 MiB ÷ 4 MiB line time")
+    pure_target("lines", "line")
+
+    # strings
+    if any(wl.family == "strings" for wl in workloads):
+        for kind in W.STRING_KINDS:
+            at_least = 15 if kind == "NetstringReceiver" else 4
+            for size in W.STRING_CHUNK_SIZES:
+                ratio_target(
+                    kind,
+                    by_name.get(f"{W.SHORT_NAMES[kind]}-{size}"),
+                    at_least,
+                    f"at {size} B chunks",
+                )
+        string_size = big_strings[0].nominal if big_strings else W.FULL_BIG_STRINGS[0]
+        ratio_target(
+            "Int32StringReceiver",
+            big_strings[0] if big_strings else None,
+            5,
+            f"on one {W.pretty_size(string_size)} string in 1 KiB chunks",
+        )
+        linear_target(lin_strings, "20 MiB ÷ 10 MiB string time")
+        pure_target("strings", "string")
+
+    # memory: the target is the compiled build's; the pure build keeps its framer for
+    # the connection's lifetime (making one per chunk costs more in Python than it
+    # saves), so its figure is in the memory table but is not a target.
+    for impl in ("compiled",):
+        for kind in W.LINE_KINDS:
             mine = memory.get(kind, {}).get(impl) if memory else None
             theirs = memory.get(kind, {}).get("twisted") if memory else None
             ratio = mine / theirs if mine is not None and theirs else None
@@ -383,8 +451,67 @@ def check_targets(workloads, results, lin, memory) -> list[dict[str, Any]]:
 # -- report --------------------------------------------------------------------------
 
 
-def report(env, settings, workloads, results, lin, memory, targets) -> str:
-    out = ["# txframe vs Twisted: line framing", ""]
+def _throughput_table(workloads, results) -> str:
+    rows = []
+    for wl in workloads:
+        cells = results[wl.name]
+        rows.append(
+            [wl.title]
+            + [
+                "skipped" if cells[impl]["skipped"] else fmt_rate(cells[impl]["rate"], wl.unit)
+                for impl in W.IMPLEMENTATIONS
+            ]
+            + [fmt_ratio(cells["compiled"]["ratio"]), fmt_ratio(cells["pure"]["ratio"])]
+        )
+    return table(
+        [
+            "Workload",
+            "Twisted rate",
+            "compiled rate",
+            "pure rate",
+            "compiled÷Twisted",
+            "pure÷Twisted",
+        ],
+        rows,
+        "lrrrrr",
+    )
+
+
+def _linearity_table(workloads, results, lin) -> str:
+    big = [wl for wl in workloads if wl.group == lin["group"]]
+    rows = []
+    for wl in big:
+        rows.append(
+            [
+                f"one {W.pretty_size(wl.length)} {lin['noun']}, "
+                f"{W.pretty_size(wl.chunk_size)} chunks (best time)"
+            ]
+            + [
+                (
+                    "skipped"
+                    if results[wl.name][impl]["skipped"]
+                    else fmt_seconds(results[wl.name][impl]["best"])
+                )
+                for impl in W.IMPLEMENTATIONS
+            ]
+        )
+    rows.append(
+        [
+            f"**{lin['label']}** (linear = {lin['size_ratio']:g}, "
+            f"quadratic = {lin['size_ratio'] ** 2:g})"
+        ]
+        + [
+            "n/a" if lin["ratios"][impl] is None else f"**{lin['ratios'][impl]:.2f}**"
+            for impl in W.IMPLEMENTATIONS
+        ]
+    )
+    return table([lin["kind"], "Twisted", "compiled", "pure"], rows, "lrrr")
+
+
+def report(env, settings, workloads, results, lin, memory, targets, lin_strings=None) -> str:
+    line_wls = [wl for wl in workloads if wl.family == "lines"]
+    string_wls = [wl for wl in workloads if wl.family == "strings"]
+    out = ["# txframe vs Twisted: line and string framing", ""]
     out += [
         f"- txframe.implementation: `{env['txframe_implementation']}` "
         f"(txframe {env['txframe_version']}; the tables bind each implementation explicitly)",
@@ -392,37 +519,51 @@ def report(env, settings, workloads, results, lin, memory, targets) -> str:
         f"- Twisted: {env['twisted']}",
         f"- CPU: {env['cpu']} ({env['cpus']} logical CPUs)",
         f"- Best of up to {settings['repeat']} interleaved runs per cell (at most "
-        f"{settings['budget']:g} s of runs per cell, at least one); empty `lineReceived`; "
-        "fresh protocol on a `StringTransport` per run; rates: lines or bytes (1 MB = 10⁶ B) "
-        "per second, higher is better.",
+        f"{settings['budget']:g} s of runs per cell, at least one); empty `lineReceived` / "
+        "`stringReceived`; fresh protocol on a `StringTransport` per run; rates: lines, "
+        "strings or bytes (1 MB = 10⁶ B) per second, higher is better.",
     ]
+    skipped = [
+        (wl, impl)
+        for wl in workloads
+        for impl in W.IMPLEMENTATIONS
+        if results[wl.name][impl]["skipped"]
+    ]
+    if skipped:
+        notes = []
+        for wl, impl in skipped:
+            what = f"{IMPL_LABEL[impl]} on one {W.pretty_size(wl.length)} {wl.kind} " + (
+                "line" if wl.family == "lines" else "string"
+            )
+            smaller = next(
+                (
+                    o
+                    for o in workloads
+                    if o.group == wl.group
+                    and o.length < wl.length
+                    and results[o.name][impl]["best"] is not None
+                ),
+                None,
+            )
+            if smaller is not None:
+                best = results[smaller.name][impl]["best"]
+                factor = (wl.length / smaller.length) ** 2
+                what += (
+                    f" (it took {fmt_seconds(best)} on the {W.pretty_size(smaller.length)} "
+                    f"one: ~{fmt_seconds(best * factor)} expected, quadratic)"
+                )
+            notes.append(what)
+        out.append(
+            "- **Not run**, to keep the run short: " + "; ".join(notes) + ". The linearity "
+            "targets are about txframe; `--twisted-all` runs these too."
+        )
     if settings["quick"]:
         out.append(
             "- **--quick**: few runs and scaled-down big workloads; figures are only a smoke test."
         )
-    out += ["", "## Throughput", ""]
-    rows = []
-    for wl in workloads:
-        cells = results[wl.name]
-        rows.append(
-            [wl.title]
-            + [fmt_rate(cells[impl]["rate"], wl.unit) for impl in W.IMPLEMENTATIONS]
-            + [fmt_ratio(cells["compiled"]["ratio"]), fmt_ratio(cells["pure"]["ratio"])]
-        )
-    out.append(
-        table(
-            [
-                "Workload",
-                "Twisted rate",
-                "compiled rate",
-                "pure rate",
-                "compiled÷Twisted",
-                "pure÷Twisted",
-            ],
-            rows,
-            "lrrrrr",
-        )
-    )
+    out += ["", "## Throughput: lines", "", _throughput_table(line_wls, results)]
+    if string_wls:
+        out += ["", "## Throughput: strings", "", _throughput_table(string_wls, results)]
     few = [
         f"{IMPL_LABEL[impl]} on {wl.name} ({results[wl.name][impl]['runs']})"
         for wl in workloads
@@ -431,30 +572,15 @@ def report(env, settings, workloads, results, lin, memory, targets) -> str:
     ]
     if few:
         out += ["", "Cells with fewer than 5 runs (time budget spent): " + ", ".join(few) + "."]
-    if lin:
-        out += ["", "## Linearity", ""]
-        big = [wl for wl in workloads if wl.group == "big-line"]
-        rows = []
-        for wl in big:
-            rows.append(
-                [f"one {W.pretty_size(wl.line_length)} line, 1 KiB chunks (best time)"]
-                + [fmt_seconds(results[wl.name][impl]["best"]) for impl in W.IMPLEMENTATIONS]
-            )
-        rows.append(
-            [
-                f"**{lin['label']}** (linear = {lin['size_ratio']:g}, "
-                f"quadratic = {lin['size_ratio'] ** 2:g})"
-            ]
-            + [
-                "n/a" if lin["ratios"][impl] is None else f"**{lin['ratios'][impl]:.2f}**"
-                for impl in W.IMPLEMENTATIONS
-            ]
-        )
-        out.append(table(["LineReceiver", "Twisted", "compiled", "pure"], rows, "lrrr"))
+    if lin or lin_strings:
+        out += ["", "## Linearity"]
+        for one in (lin, lin_strings):
+            if one:
+                out += ["", _linearity_table(workloads, results, one)]
     if memory:
         out += ["", f"## Memory per idle connection ({settings['connections']:,} connections)", ""]
         rows = []
-        for kind in W.KINDS:
+        for kind in W.LINE_KINDS:
             mem = memory[kind]
             tw = mem.get("twisted")
             rows.append(
@@ -505,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"protocols for the memory measurement (default {DEFAULT_CONNECTIONS:,}; "
         f"--quick {QUICK_CONNECTIONS:,}; 0 skips it)",
     )
+    parser.add_argument(
+        "--twisted-all", action="store_true",
+        help="also run Twisted on the 8 MiB line and the 20 MiB string (quadratic: about "
+        "a minute each; skipped by default, always run with --quick)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
     parser.add_argument(
         "--check-targets", action="store_true",
@@ -519,7 +650,14 @@ def main(argv: list[str] | None = None) -> int:
     connections = args.connections
     if connections is None:
         connections = QUICK_CONNECTIONS if quick else DEFAULT_CONNECTIONS
-    settings = {"quick": quick, "repeat": repeat, "budget": budget, "connections": connections}
+    twisted_all = args.twisted_all or quick  # --quick's big cases are small
+    settings = {
+        "quick": quick,
+        "repeat": repeat,
+        "budget": budget,
+        "connections": connections,
+        "twisted_all": twisted_all,
+    }
 
     started = time.perf_counter()
     env = environment()
@@ -528,9 +666,14 @@ def main(argv: list[str] | None = None) -> int:
         if impl not in impls:
             log(f"txframe's {impl} framer is not available: its columns will read n/a")
     if quick:
-        workloads = W.standard_workloads(one_chunk=W.SMALL_ONE_CHUNK, big_lines=W.SMALL_BIG_LINES)
+        workloads = W.standard_workloads(
+            one_chunk=W.SMALL_ONE_CHUNK, big_lines=W.SMALL_BIG_LINES,
+            twisted_on_largest=twisted_all,
+        ) + W.string_workloads(big_strings=W.SMALL_BIG_STRINGS, twisted_on_largest=twisted_all)
     else:
-        workloads = W.standard_workloads()
+        workloads = W.standard_workloads(twisted_on_largest=twisted_all) + W.string_workloads(
+            twisted_on_largest=twisted_all
+        )
     for wl in workloads:
         wl.chunks  # noqa: B018  (cut the chunks now, before any timing)
 
@@ -539,14 +682,18 @@ def main(argv: list[str] | None = None) -> int:
     log(f"timing (best of up to {repeat}, ≤ {budget:g} s per cell) ...")
     samples = run_throughput(workloads, impls, repeat, budget)
     results = analyse(workloads, samples)
-    lin = linearity(workloads, results)
+    lin = linearity(workloads, results, "big-line")
+    lin_strings = linearity(workloads, results, "big-string")
     memory: dict[str, dict[str, float]] = {}
     if connections > 0:
         log(f"measuring memory ({connections:,} connections per class and implementation) ...")
         memory = run_memory(impls, connections)
-    targets = check_targets(workloads, results, lin, memory)
+    targets = check_targets(workloads, results, lin, memory, lin_strings)
     shown_targets = targets if args.check_targets else None
-    print(report(env, settings, workloads, results, lin, memory, shown_targets), end="")
+    print(
+        report(env, settings, workloads, results, lin, memory, shown_targets, lin_strings),
+        end="",
+    )
     elapsed = time.perf_counter() - started
     log(f"done in {elapsed:.1f} s")
 
@@ -564,15 +711,18 @@ def main(argv: list[str] | None = None) -> int:
                     "bytes": len(wl.data),
                     "chunk_size": wl.chunk_size,
                     "chunks": len(wl.chunks),
-                    "lines": wl.lines,
-                    "line_length": wl.line_length,
+                    "family": wl.family,
+                    "frames": wl.count,
+                    "frame_length": wl.length,
                     "max_length": wl.max_length,
                     "unit": wl.unit,
+                    "skipped": {impl: wl.skip_reason for impl in sorted(wl.skip)},
                     "results": results[wl.name],
                 }
                 for wl in workloads
             ],
             "linearity": lin,
+            "linearity_strings": lin_strings,
             "memory_bytes_per_connection": memory,
             "targets": targets,
         }
