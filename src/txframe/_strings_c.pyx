@@ -25,13 +25,41 @@ MISSING_LENGTH = "The received netstring does not start with a length specificat
 MISSING_COMMA = "The received netstring is not terminated by a comma."
 
 
+cdef class StringFramer(Framer):
+    """What the string framers share: the feed, around each one's _deliver."""
+
+    cdef bint _broken  # a parse error was reported: the rest is disregarded
+
+    def feed(self, sink, data):
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if self._broken:
+            return None
+        self._receive(<bytes>data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return None
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+            if self._broken:
+                self._take_all()
+            self._settle()
+        return None
+
+    cdef int _deliver(self, sink) except -1:
+        raise NotImplementedError
+
+
 @cython.final
-cdef class PrefixFramer(Framer):
+cdef class PrefixFramer(StringFramer):
     """Split a stream of length-prefixed strings (IntNStringReceiver's framing)."""
 
     cdef Py_ssize_t _prefix  # bytes in a length prefix
     cdef int _width  # 1, 2 or 4 for the big-endian unsigned fast paths; 0: struct
-    cdef object _unpack  # struct's unpack_from, for other formats
+    cdef object _unpack  # struct's unpack, for other formats
     cdef object _limit  # MAX_LENGTH, for lengths the fast paths cannot hold
     cdef Py_ssize_t _longest  # the longest string allowed, from MAX_LENGTH
     cdef unsigned long long _skip  # bytes of a too-long string still to drop
@@ -41,39 +69,31 @@ cdef class PrefixFramer(Framer):
         self._stale = True
 
     cdef int _refresh(self, sink) except -1:
+        """Read every setting (at the start of a feed: like Twisted, the prefix format
+        is read once per dataReceived call)."""
         fmt = sink.structFormat
         prefix = sink.prefixLength
         self._width = FAST_FORMATS.get(fmt, 0) if type(fmt) is str else 0
         if self._width != prefix:
             self._width = 0
-        self._unpack = None if self._width else struct.Struct(fmt).unpack_from
+        self._unpack = None if self._width else struct.Struct(fmt).unpack
         self._prefix = prefix
-        self._limit = sink.MAX_LENGTH
-        self._longest = longest(self._limit)
+        self._refresh_limit(sink)
         cdef TypeObject* tp = Py_TYPE(sink)
         self._mark_current(sink, declared(tp, "MAX_LENGTH") and declared(tp, "structFormat")
                            and declared(tp, "prefixLength"))
+        return 0
+
+    cdef int _refresh_limit(self, sink) except -1:
+        """Read MAX_LENGTH (before every string); the rest stays until the next feed."""
+        self._limit = sink.MAX_LENGTH
+        self._longest = longest(self._limit)
         return 0
 
     cdef int _replace(self, object data) except -1:
         Framer._replace(self, data)
         self._replaced = True
         return 0
-
-    def feed(self, sink, data):
-        """Take *data* and deliver the strings it completes."""
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        self._receive(<bytes>data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            return None
-        self._busy = True
-        try:
-            self._deliver(sink)
-        finally:
-            self._busy = False
-            self._settle()
-        return None
 
     cdef object _declared_length(self, Py_ssize_t start):
         """The length in the prefix at *start*, as an int."""
@@ -90,9 +110,11 @@ cdef class PrefixFramer(Framer):
         cdef Py_ssize_t start, available, n
         cdef unsigned long long length
         cdef object declared_length
+        if not current(self, sink):
+            self._refresh(sink)
         while not self._paused:
             if not current(self, sink):
-                self._refresh(sink)
+                self._refresh_limit(sink)
             start = self._start
             available = self._end - start
             if self._skip:  # what is left of a string that was too long
@@ -133,7 +155,7 @@ cdef class PrefixFramer(Framer):
         sink.lengthLimitExceeded(length)
         if self._replaced:
             return True
-        self._refresh(sink)
+        self._refresh_limit(sink)
         if 0 <= length and not length > self._limit:
             return True
         self._start += self._prefix
@@ -143,12 +165,11 @@ cdef class PrefixFramer(Framer):
 
 
 @cython.final
-cdef class NetstringFramer(Framer):
+cdef class NetstringFramer(StringFramer):
     """Split a stream of netstrings (``<digits>:<payload>,``)."""
 
     cdef Py_ssize_t _longest  # from MAX_LENGTH
     cdef Py_ssize_t _expected  # payload length once the length is parsed, else -1
-    cdef bint _broken  # a parse error was reported: the rest is disregarded
 
     def __cinit__(self):
         self._stale = True
@@ -158,23 +179,6 @@ cdef class NetstringFramer(Framer):
         self._longest = longest(sink.MAX_LENGTH)
         self._mark_current(sink, declared(Py_TYPE(sink), "MAX_LENGTH"))
         return 0
-
-    def feed(self, sink, data):
-        """Take *data* and deliver the strings it completes."""
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        if self._broken:
-            return None
-        self._receive(<bytes>data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            return None
-        self._busy = True
-        try:
-            self._deliver(sink)
-        finally:
-            self._busy = False
-            self._settle()
-        return None
 
     cdef int _deliver(self, sink) except -1:
         cdef Py_ssize_t start, i, end, value
@@ -213,8 +217,6 @@ cdef class NetstringFramer(Framer):
             self._start = start + self._expected + 1
             self._expected = -1
             sink.stringReceived(string)
-        if self._broken:
-            self._take_all()
         return 0
 
     cdef int _error(self, sink, str message) except -1:

@@ -43,13 +43,34 @@ class _Buffer:
     chunks is copied once).
     """
 
-    __slots__ = ("_data", "_pos", "_paused", "_busy")
+    __slots__ = ("_data", "_pos", "_paused", "_busy", "_broken")
 
     def __init__(self) -> None:
         self._data: bytes | bytearray = _EMPTY
         self._pos = 0
         self._paused = False
         self._busy = False
+        self._broken = False  # a parse error was reported: the rest is disregarded
+
+    def feed(self, sink: Any, data: Any) -> None:
+        """Take *data* and deliver the strings it completes."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if self._broken:
+            return
+        self._append(data)
+        if self._busy:  # re-entered from a callback: the running loop delivers it
+            return
+        self._busy = True
+        try:
+            self._deliver(sink)
+        finally:
+            self._busy = False
+            if self._broken:
+                self.clear()
+
+    def _deliver(self, sink: Any) -> None:
+        raise NotImplementedError
 
     @property
     def paused(self) -> bool:
@@ -108,22 +129,14 @@ class PrefixFramer(_Buffer):
         super().replace(data)
         self._replaced = True
 
-    def feed(self, sink: Any, data: Any) -> None:
-        """Take *data* and deliver the strings it completes."""
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        self._append(data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            return
-        self._busy = True
-        try:
-            self._deliver(sink)
-        finally:
-            self._busy = False
-
     def _deliver(self, sink: Any) -> None:
         prefix = sink.prefixLength
-        unpack = struct.Struct(sink.structFormat).unpack_from
+        layout = struct.Struct(sink.structFormat)
+        if layout.size == prefix:
+            unpack = layout.unpack_from
+        else:  # as Twisted: unpack exactly prefixLength bytes (struct.error if wrong)
+            def unpack(data: bytes | bytearray, pos: int) -> tuple[Any, ...]:
+                return layout.unpack(data[pos : pos + prefix])
         while not self._paused:
             data = self._data
             pos = self._pos
@@ -167,29 +180,11 @@ class PrefixFramer(_Buffer):
 class NetstringFramer(_Buffer):
     """Split a stream of netstrings (``<digits>:<payload>,``)."""
 
-    __slots__ = ("_expected", "_broken")
+    __slots__ = ("_expected",)
 
     def __init__(self) -> None:
         super().__init__()
         self._expected = -1  # payload length once the length is parsed
-        self._broken = False  # a parse error was reported: the rest is disregarded
-
-    def feed(self, sink: Any, data: Any) -> None:
-        """Take *data* and deliver the strings it completes."""
-        if type(data) is not bytes:
-            data = as_bytes(data)
-        if self._broken:
-            return
-        self._append(data)
-        if self._busy:  # re-entered from a callback: the running loop delivers it
-            return
-        self._busy = True
-        try:
-            self._deliver(sink)
-        finally:
-            self._busy = False
-            if self._broken:
-                self.clear()
 
     def _deliver(self, sink: Any) -> None:
         while not self._paused and not self._broken:
