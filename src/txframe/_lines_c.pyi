@@ -1,0 +1,13 @@
+from typing import Any
+
+from ._framer_c import Framer
+
+class LineFramer(Framer):
+    line_only: bool
+    line_mode: int
+    @property
+    def idle(self) -> bool: ...
+    def __init__(self, line_only: bool = ...) -> None: ...
+    def feed(self, sink: Any, data: Any) -> Any: ...
+
+def data_received(self: Any, data: Any) -> Any: ...
