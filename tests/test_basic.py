@@ -119,8 +119,12 @@ def connect(cls, transport=None, **attrs):
     return proto, transport
 
 
+def lines_of_events(events):
+    return [value for kind, value in events if kind == "line"]
+
+
 def lines_of(proto):
-    return [value for kind, value in proto.events if kind == "line"]
+    return lines_of_events(proto.events)
 
 
 def feed(proto, chunks):
@@ -160,11 +164,12 @@ class Scripted:
     Upper-case letters in a line or a raw chunk are actions, run left to right:
 
     ``R`` setRawMode; ``K`` setLineMode(); ``L`` (raw only) setLineMode(rest of the
-    chunk), then stop; ``P``/``U``/``S`` pause/resume/stopProducing; ``D`` swap
-    ``delimiter`` and ``other_delimiter``; ``M`` swap ``MAX_LENGTH`` and ``other_max``;
-    ``C`` clearLineBuffer; ``F`` (first one only, and not once disconnecting) re-enter
-    dataReceived with the rest (plus the delimiter in line mode); ``X`` transport.loseConnection(); ``E`` raise
-    Boom; ``T`` return the data (truthy); ``Z`` return 0.
+    chunk, or nothing once disconnecting), then stop; ``P``/``U``/``S``
+    pause/resume/stopProducing; ``D`` swap ``delimiter`` and ``other_delimiter``;
+    ``M`` swap ``MAX_LENGTH`` and ``other_max``; ``C`` clearLineBuffer; ``F`` (first one only, and not once disconnecting) re-enter
+    dataReceived with the rest (plus the delimiter in line mode); ``X``
+    transport.loseConnection(); ``E`` raise Boom; ``T`` return the data (truthy);
+    ``Z`` return 0.
     """
 
     other_delimiter = b"\n"
@@ -195,6 +200,8 @@ class Scripted:
             elif byte == 0x4B:  # K
                 self.events.append(("setLineMode", typed(self.setLineMode())))
             elif byte == 0x4C and raw:  # L
+                if self.transport.disconnecting:
+                    rest = b""  # no feeding once disconnecting: see Difference 1
                 self.events.append(("setLineMode", typed(self.setLineMode(rest))))
                 break
             elif byte == 0x50:  # P
@@ -268,9 +275,6 @@ def drive(cls, scenario):
             elif op == "resume":
                 proto.resumeProducing()
                 events.append(("resumed",))
-            elif op == "stop":
-                proto.stopProducing()
-                events.append(("stopped",))
             elif op == "delim":
                 proto.delimiter, proto.other_delimiter = proto.other_delimiter, proto.delimiter
             elif op == "max":
@@ -318,7 +322,14 @@ def lr_scenarios(
     small_chunks=True,
     quiet=6,
 ):
-    """Scripted LineReceiver runs; *blank* weighs lines without commands."""
+    """Scripted LineReceiver runs.
+
+    *commands* are the script letters used; *extra_ops* what the driver may do between
+    chunks (``"empty"`` feeds b""); *blank* weighs command-free choices against the
+    commands; *small_chunks* mixes chunks of 1-4 bytes with larger ones, else every
+    chunk is at least a quarter of the stream; *quiet* weighs "nothing" against the
+    extra ops. Stops between chunks are covered by the ``S`` command.
+    """
     max_length = draw(st.integers(0, 40))
     delimiter = draw(st.sampled_from(DELIMITERS))
     other_delimiter = draw(st.sampled_from(DELIMITERS))
@@ -873,10 +884,6 @@ def test_flipping_modes_byte_by_byte(impl):
         assert lines_of_events(results[1]) == [b"line0"] + [b"ine%d" % i for i in range(1, 20)]
 
 
-def lines_of_events(events):
-    return [value for kind, value in events if kind == "line"]
-
-
 def test_clear_line_buffer_inside_callback(impl):
     def clear(proto, line):
         if line == b"clear":
@@ -1108,6 +1115,34 @@ def test_delivery_stops_once_disconnecting(impl):
         assert lines_of(proto) == [b"a", b"quit"], name
         assert transport.disconnecting
         assert proto.clearLineBuffer() == b"b\r\nc"
+
+
+def test_transport_replaced_inside_a_callback(impl):
+    """Twisted reads self.transport after every line, so a new transport that is
+    disconnecting stops delivery."""
+
+    def swap(proto, line):
+        if line == b"swap":
+            replacement = StringTransport()
+            replacement.loseConnection()
+            proto.transport = replacement
+
+    for name, base in both_line_receivers(impl) + [("only", impl.LineOnlyReceiver)]:
+        proto, _ = connect(recorder(base))
+        proto.on_line = swap
+        proto.dataReceived(b"a\r\nswap\r\nb\r\nc\r\n")
+        assert lines_of(proto) == [b"a", b"swap"], name
+
+
+def test_settings_in_instance_dict(impl):
+    """A value put straight into the instance's __dict__ is the attribute's value."""
+    for name, base in both_line_receivers(impl):
+        proto, _ = connect(recorder(base))
+        proto.__dict__["delimiter"] = b"\n"
+        proto.__dict__["MAX_LENGTH"] = 3
+        assert proto.delimiter == b"\n" and proto.MAX_LENGTH == 3, name
+        proto.dataReceived(b"a\nbcd\r\n")
+        assert proto.events == [("line", b"a"), ("exceeded", b"bcd\r\n")], name
 
 
 def test_falsy_return_when_disconnecting_is_returned(impl):

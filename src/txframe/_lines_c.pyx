@@ -108,7 +108,8 @@ cdef TypeEntry* type_entry(object sink):
     cls = type(sink)
     if (not declared(tp, "delimiter") or not declared(tp, "MAX_LENGTH")
             or getattr(cls, "_lineFramer", None) is not LineFramer
-            or getattr(cls, "_initialLineMode", 1) != 1):
+            or getattr(cls, "_initialLineMode", 1) != 1
+            or getattr(cls, "_initialPaused", False)):
         return NULL
     delim = checked_delimiter(cls.delimiter)
     line_max, partial_min = thresholds(cls.MAX_LENGTH, len(delim))

@@ -28,7 +28,7 @@ MISSING_COMMA = "The received netstring is not terminated by a comma."
 cdef class StringFramer(Framer):
     """What the string framers share: the feed, around each one's _deliver."""
 
-    cdef bint _broken  # a parse error was reported: the rest is disregarded
+    cdef bint _broken  # the peer is broken: what arrives from now on is disregarded
 
     def feed(self, sink, data):
         """Take *data* and deliver the strings it completes."""
@@ -44,13 +44,16 @@ cdef class StringFramer(Framer):
             self._deliver(sink)
         finally:
             self._busy = False
-            if self._broken:
-                self._take_all()
             self._settle()
         return None
 
     cdef int _deliver(self, sink) except -1:
         raise NotImplementedError
+
+    def disregard(self):
+        """Drop what is buffered and everything received from now on."""
+        self._broken = True
+        self._take_all()
 
 
 @cython.final
@@ -158,10 +161,13 @@ cdef class PrefixFramer(StringFramer):
         self._refresh_limit(sink)
         if 0 <= length and not length > self._limit:
             return True
+        transport = sink.transport
+        if transport is not None and transport.disconnecting:
+            self._broken = True  # as Twisted: stop, with the prefix still in recvd;
+            return False  # and, unlike it, disregard anything that still arrives
         self._start += self._prefix
         self._skip = max(length, 0)
-        transport = sink.transport
-        return transport is None or not transport.disconnecting
+        return True
 
 
 @cython.final
@@ -182,7 +188,7 @@ cdef class NetstringFramer(StringFramer):
 
     cdef int _deliver(self, sink) except -1:
         cdef Py_ssize_t start, i, end, value
-        cdef unsigned char c
+        cdef bint overflow
         while not self._paused and not self._broken:
             if not current(self, sink):
                 self._refresh(sink)
@@ -191,20 +197,23 @@ cdef class NetstringFramer(StringFramer):
             if self._expected < 0:  # the length: 0 or digits without a leading 0, then ':'
                 if start == end:
                     return 0
+                # As Twisted: first the form (digits to the end of what we have, or
+                # digits and ':'), then the size.
                 i = start
                 value = 0
-                while i < end:
-                    c = <unsigned char>self._data[i]
-                    if c == 0x3A and i > start:
-                        break
-                    if not (0x30 <= c <= 0x39) or (i > start and self._data[start] == 0x30):
+                overflow = False
+                while i < end and 0x30 <= <unsigned char>self._data[i] <= 0x39:
+                    if i > start and self._data[start] == 0x30:
                         return self._error(sink, MISSING_LENGTH)
-                    if value > (PY_SSIZE_T_MAX - 9) // 10:  # cannot be a real length
-                        return self._error(sink, TOO_LONG % (sink.MAX_LENGTH,))
-                    value = value * 10 + (c - 0x30)
-                    if value > self._longest:
-                        return self._error(sink, TOO_LONG % (sink.MAX_LENGTH,))
+                    if value > (PY_SSIZE_T_MAX - 9) // 10:
+                        overflow = True  # cannot be a real length
+                    else:
+                        value = value * 10 + (<unsigned char>self._data[i] - 0x30)
                     i += 1
+                if i == start or (i < end and self._data[i] != 0x3A):
+                    return self._error(sink, MISSING_LENGTH)
+                if overflow or value > self._longest:
+                    return self._error(sink, TOO_LONG % (sink.MAX_LENGTH,))
                 if i == end:
                     return 0  # the length so far is valid: wait for the rest
                 self._expected = value
@@ -227,8 +236,16 @@ cdef class NetstringFramer(StringFramer):
 
 
 def string_data_received(self, data):
-    """Deliver the strings *data* completes (the string protocols' dataReceived)."""
+    """Deliver the strings *data* completes (the string protocols' dataReceived).
+
+    An exception from a callback propagates unless the protocol's ``_callbackFailed``
+    takes it (NetstringReceiver takes its parse errors, as Twisted's does).
+    """
     framer = self._framer
     if framer is None:
         framer = self._getFramer()
-    return framer.feed(self, data)
+    try:
+        return framer.feed(self, data)
+    except Exception as error:
+        if not self._callbackFailed(error):
+            raise

@@ -50,7 +50,7 @@ class _Buffer:
         self._pos = 0
         self._paused = False
         self._busy = False
-        self._broken = False  # a parse error was reported: the rest is disregarded
+        self._broken = False  # the peer is broken: what arrives now is disregarded
 
     def feed(self, sink: Any, data: Any) -> None:
         """Take *data* and deliver the strings it completes."""
@@ -66,11 +66,14 @@ class _Buffer:
             self._deliver(sink)
         finally:
             self._busy = False
-            if self._broken:
-                self.clear()
 
     def _deliver(self, sink: Any) -> None:
         raise NotImplementedError
+
+    def disregard(self) -> None:
+        """Drop what is buffered and everything received from now on."""
+        self._broken = True
+        self.clear()
 
     @property
     def paused(self) -> bool:
@@ -171,10 +174,13 @@ class PrefixFramer(_Buffer):
             return True
         if 0 <= length and not length > sink.MAX_LENGTH:
             return True
+        transport = sink.transport
+        if transport is not None and transport.disconnecting:
+            self._broken = True  # as Twisted: stop, with the prefix still in recvd;
+            return False  # and, unlike it, disregard anything that still arrives
         self._pos += prefix
         self._skip = max(length, 0)
-        transport = sink.transport
-        return transport is None or not transport.disconnecting
+        return True
 
 
 class NetstringFramer(_Buffer):
@@ -200,7 +206,7 @@ class NetstringFramer(_Buffer):
                     colon > 0
                     and digits.isdigit()
                     and (colon - pos == 1 or data[pos] != 0x30)
-                    and colon - pos <= 19
+                    and colon - pos <= 18  # longer ones may overflow: see _scan_length
                     and not int(digits) > limit
                 ):  # the common case: a valid length
                     self._expected = int(digits)
@@ -232,29 +238,39 @@ _GUARD = (sys.maxsize - 9) // 10  # a length this long cannot be real
 
 
 def _scan_length(data: bytes | bytearray, pos: int, limit: Any) -> Any:
-    """Read a netstring length byte by byte, as the compiled framer does.
+    """Read a netstring length as the compiled framer does: first its form (digits
+    to the end of the data, or digits and ':'), then its size, as Twisted does.
 
     Returns ``(length, index of the colon)``, ``None`` if the bytes so far are a valid
-    start, or the parse error's message for the first byte that cannot be.
+    start, or the parse error's message.
     """
-    value = 0
-    for index in range(pos, len(data)):
-        byte = data[index]
-        if byte == 0x3A and index > pos:  # ":"
-            return value, index
-        if not 0x30 <= byte <= 0x39 or (index > pos and data[pos] == 0x30):
-            return MISSING_LENGTH
-        if value > _GUARD:
-            return TOO_LONG % (limit,)
-        value = value * 10 + byte - 0x30
-        if value > limit:
-            return TOO_LONG % (limit,)
-    return None
+    end = pos
+    while end < len(data) and 0x30 <= data[end] <= 0x39:
+        end += 1
+    digits = data[pos:end]
+    if not digits or (len(digits) > 1 and digits[0] == 0x30):
+        return MISSING_LENGTH
+    if end < len(data) and data[end] != 0x3A:
+        return MISSING_LENGTH
+    value = int(digits) if len(digits) <= 19 else _GUARD * 10 + 10  # overflow
+    if value > _GUARD * 10 + 9 or value > limit:
+        return TOO_LONG % (limit,)
+    if end == len(data):
+        return None
+    return value, end
 
 
 def string_data_received(self: Any, data: Any) -> None:
-    """Deliver the strings *data* completes (the string protocols' dataReceived)."""
+    """Deliver the strings *data* completes (the string protocols' dataReceived).
+
+    An exception from a callback propagates unless the protocol's ``_callbackFailed``
+    takes it (NetstringReceiver takes its parse errors, as Twisted's does).
+    """
     framer = self._framer
     if framer is None:
         framer = self._getFramer()
-    return framer.feed(self, data)
+    try:
+        return framer.feed(self, data)
+    except Exception as error:
+        if not self._callbackFailed(error):
+            raise

@@ -57,10 +57,17 @@ class _Framed(protocol.Protocol):
 
     _settings: tuple[str, ...] = ()
     _framer: Any = None
+    _initialPaused = False  # a subclass's `paused = ...` lands here
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _declare_settings(cls)
+        # Twisted's `paused` is a plain attribute, so subclasses may set it (usually
+        # `paused = False`, copied from its mixin); that is each connection's start.
+        initial = cls.__dict__.get("paused")
+        if initial is not None and not hasattr(type(initial), "__get__"):
+            cls._initialPaused = bool(initial)
+            del cls.paused  # type: ignore[attr-defined]
 
     @classmethod
     def _framerType(cls) -> Any:
@@ -73,17 +80,20 @@ class _Framed(protocol.Protocol):
         framer = self._framer
         if framer is None:
             framer = self._framer = self._newFramer()
+            if self._initialPaused:
+                framer.paused = True
+                self._initialPaused = False
         return framer
 
     @property
     def paused(self) -> bool:
         """While true nothing is delivered; received data waits in the buffer."""
         framer = self._framer
-        return False if framer is None else framer.paused
+        return self._initialPaused if framer is None else framer.paused
 
     @paused.setter
     def paused(self, value: Any) -> None:
-        if value or self._framer is not None:
+        if value or self._framer is not None or self._initialPaused:
             self._getFramer().paused = value
 
     def pauseProducing(self) -> None:
@@ -270,6 +280,10 @@ class _StringProtocol(_Framed):
 
     dataReceived = string_data_received
 
+    def _callbackFailed(self, error: Exception) -> bool:
+        """Whether *error*, raised by a callback, was handled (else it propagates)."""
+        return False
+
     def stringReceived(self, string: bytes) -> None:
         """Override this to handle each string (given without its framing)."""
         raise NotImplementedError
@@ -369,6 +383,16 @@ class NetstringReceiver(_StringProtocol):
 
     def _netstringParseError(self, message: str) -> None:
         self.netstringParseError(NetstringParseError(message))
+
+    def _callbackFailed(self, error: Exception) -> bool:
+        # Twisted's dataReceived catches these from its own parser, and so also from
+        # stringReceived: a parse error breaks the peer; an incomplete netstring
+        # leaves the rest for the next call.
+        if isinstance(error, NetstringParseError):
+            self._getFramer().disregard()
+            self.netstringParseError(error)
+            return True
+        return isinstance(error, IncompleteNetstring)
 
     def netstringParseError(self, reason: NetstringParseError) -> None:
         """Called once, with the error, when the peer sends a malformed netstring.
