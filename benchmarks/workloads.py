@@ -61,6 +61,9 @@ IMPLEMENTATIONS = ("twisted", "compiled", "pure")
 LINE_KINDS = ("LineReceiver", "LineOnlyReceiver")
 KINDS = LINE_KINDS  # the name the line suites and older callers use
 CHUNK_SIZES = (16, 64, 256, 1024, 65536)
+#: plus one line per dataReceived (LINE_SIZE-byte chunks): a lock-step client, such as
+#: Postfix querying a map, sends exactly that
+LOCKSTEP = "lockstep"
 
 LINE_COUNT = 1000
 LINE_BODY = 50  # bytes per line before the delimiter
@@ -219,11 +222,13 @@ def standard_workloads(
     last_line = lines[-LINE_SIZE : -len(DELIMITER)]
     result = []
     for kind in LINE_KINDS:
-        for size in CHUNK_SIZES:
+        for size in CHUNK_SIZES + (LINE_SIZE,):
+            lockstep = size == LINE_SIZE
             result.append(
                 Workload(
-                    name=f"{kind}-{size}",
-                    title=f"{kind}, {LINE_COUNT} × {LINE_SIZE} B lines, {size} B chunks",
+                    name=f"{kind}-{LOCKSTEP if lockstep else size}",
+                    title=f"{kind}, {LINE_COUNT} × {LINE_SIZE} B lines, "
+                    + ("one line per dataReceived" if lockstep else f"{size} B chunks"),
                     kind=kind,
                     data=lines,
                     chunk_size=size,
