@@ -19,15 +19,14 @@ apt_install() {
     fi
 }
 
-missing=()
-"$PY" -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
-"$PY" -c "import os, sys, sysconfig
+# What building txframe needs: venv/ensurepip, the Python headers and a C compiler
+# that can compile against libc. On a fresh Debian all are missing; install them
+# together (with --no-install-recommends, gcc alone would come without libc6-dev).
+"$PY" -c "import ensurepip" 2>/dev/null \
+    && "$PY" -c "import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
-    || missing+=(python3-dev)
-command -v cc >/dev/null || command -v gcc >/dev/null || missing+=(gcc libc6-dev)
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt_install "${missing[@]}"
-fi
+    && printf '#include <string.h>\nint main(void){return 0;}\n' | cc -x c - -o /dev/null 2>/dev/null \
+    || apt_install python3-venv python3-dev gcc libc6-dev
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
