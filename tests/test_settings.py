@@ -20,7 +20,15 @@ def recorder(base, **attrs):
         if action:
             action(self)
 
-    namespace = {"lineReceived": lineReceived, "lines": None, "actions": None}
+    def stringReceived(self, string):
+        self.lines.append(string)
+
+    namespace = {
+        "lineReceived": lineReceived,
+        "stringReceived": stringReceived,
+        "lines": None,
+        "actions": None,
+    }
     namespace.update(attrs)
     cls = type("Recorder", (base,), namespace)
     return cls
@@ -139,3 +147,115 @@ def test_basic_module_has_twisted_names():
         assert issubclass(getattr(basic, name), getattr(twisted_basic, name).__mro__[1]) or (
             getattr(basic, name) is getattr(twisted_basic, name)
         )
+
+
+# -- Regressions: every way Twisted lets settings and modes be set ---------------------
+
+def both(impl, name):
+    from twisted.protocols import basic as twisted_basic
+
+    return [("twisted", getattr(twisted_basic, name)), (impl.name, getattr(impl, name))]
+
+
+def test_class_assignment_keeps_instance_values(impl):
+    """An instance's own delimiter/MAX_LENGTH survive a later class-level assignment."""
+    results = []
+    for label, base in both(impl, "LineReceiver"):
+        cls = recorder(base)
+        proto = connect(cls)
+        proto.MAX_LENGTH = 5
+        proto.delimiter = b"\n"
+        cls.MAX_LENGTH = 1000
+        cls.delimiter = b"\r\n"
+        proto.dataReceived(b"ab\n0123456789\n")
+        results.append((label, proto.MAX_LENGTH, proto.delimiter, proto.lines, proto.transport.disconnecting))
+    assert results[1][1:] == results[0][1:] == (5, b"\n", [b"ab"], True)
+
+
+def test_mixin_setting_changed_later_is_seen(impl):
+    class Limits:
+        MAX_LENGTH = 100
+
+    results = []
+    for label, base in both(impl, "LineReceiver"):
+        cls = type("Mixed", (Limits, recorder(base)), {})
+        Limits.MAX_LENGTH = 100
+        proto = connect(cls)
+        proto.dataReceived(b"abcdef\r\n")
+        Limits.MAX_LENGTH = 5
+        proto.dataReceived(b"abcdef\r\nmore\r\n")
+        results.append((proto.MAX_LENGTH, proto.lines, proto.transport.disconnecting))
+    assert results[1] == results[0] == (5, [b"abcdef"], True)
+
+
+def test_set_line_mode_before_data_in_a_raw_start_class(impl):
+    results = []
+    for label, base in both(impl, "LineReceiver"):
+
+        class RawFirst(recorder(base)):
+            line_mode = 0
+
+            def connectionMade(self):
+                self.setLineMode()
+
+            def rawDataReceived(self, data):
+                self.lines.append(("raw", data))
+
+        proto = connect(RawFirst)
+        proto.dataReceived(b"hello\r\n")
+        results.append((proto.line_mode, proto.lines))
+    assert results[1] == results[0] == (1, [b"hello"])
+
+
+@pytest.mark.parametrize("name", ["LineReceiver", "LineOnlyReceiver", "Int8StringReceiver", "NetstringReceiver"])
+def test_plain_paused_from_a_mixin_keeps_pausing_working(impl, name):
+    class PauseMixin:
+        paused = False
+
+    results = []
+    for label, base in both(impl, name):
+        if label == "twisted" and not hasattr(base, "pauseProducing"):
+            continue  # Twisted's LineOnlyReceiver and NetstringReceiver cannot pause
+        cls = type("P", (PauseMixin, recorder(base)), {})
+        proto = connect(cls)
+        proto.pauseProducing()
+        data = {"Int8StringReceiver": b"\x04held", "NetstringReceiver": b"4:held,"}.get(name, b"held\r\n")
+        proto.dataReceived(data)
+        held = list(proto.lines)
+        proto.resumeProducing()
+        results.append((bool(proto.paused), held, proto.lines))
+    assert results[-1] == (False, [], [b"held"])
+    assert all(result == results[-1] for result in results)
+
+
+def test_plain_line_mode_from_a_mixin_keeps_mode_switches_working(impl):
+    class ModeMixin:
+        line_mode = 1
+
+    results = []
+    for label, base in both(impl, "LineReceiver"):
+
+        def lineReceived(self, line):
+            self.lines.append(("line", line))
+            if line == b"HEADER":
+                self.setRawMode()
+
+        def rawDataReceived(self, data):
+            self.lines.append(("raw", data))
+
+        cls = type("P", (ModeMixin, recorder(base)), {"lineReceived": lineReceived, "rawDataReceived": rawDataReceived})
+        proto = connect(cls)
+        proto.dataReceived(b"HEADER\r\nbody\r\nmore")
+        results.append(proto.lines)
+    assert results[1] == results[0] == [("line", b"HEADER"), ("raw", b"body\r\nmore")]
+
+
+def test_netstring_reconnect_keeps_instance_settings(impl):
+    proto = connect(recorder(impl.NetstringReceiver))
+    proto.MAX_LENGTH = 3
+    proto.dataReceived(b"2:ab,5:")  # half a netstring pending
+    proto.makeConnection(StringTransport())  # a fresh connection: fresh parser
+    proto.dataReceived(b"3:abc,4:abcd,")
+    assert proto.MAX_LENGTH == 3
+    assert proto.lines == [b"ab", b"abc"]
+    assert proto.brokenPeer == 1 and proto.transport.disconnecting

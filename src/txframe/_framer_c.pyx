@@ -31,7 +31,11 @@ cdef class Setting:
     """A protocol setting (``delimiter``, ``MAX_LENGTH``, ...): a class attribute that
     tells the connection's framer when an instance changes it.
 
-    The value lives in ``_txframe_<name>`` on the class or the instance.
+    The class's value lives in ``_txframe_<name>``; an instance's own value lives in
+    its ``__dict__`` under the setting's name, as a plain attribute's would, so it is
+    still found if the class attribute is later replaced. Assigning one pins the
+    instance's framer, and only a pinned framer's instance is looked up, so reading
+    does not make every instance grow a dict.
     """
 
     def __cinit__(self, str name):
@@ -41,18 +45,27 @@ cdef class Setting:
     def __get__(self, obj, objtype):
         if obj is None:
             return getattr(objtype, self._store)
+        framer = getattr(obj, "_framer", None)
+        if framer is not None and not (isinstance(framer, Framer)
+                                       and not (<Framer>framer)._pinned):
+            own = obj.__dict__.get(self.name, self)
+            if own is not self:
+                return own
         return getattr(obj, self._store)
 
     def __set__(self, obj, value):
-        PyObject_GenericSetAttr(obj, self._store, value)
+        obj.__dict__[self.name] = value
         self._notify(obj)
 
     def __delete__(self, obj):
-        delattr(obj, self._store)
+        try:
+            del obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
         self._notify(obj)
 
     cdef _notify(self, obj):
-        """Tell the instance's framer, made now if need be, and keep it: a framer made
+        """Tell the instance's framer, made now if need be, and pin it: a framer made
         later would take the class's values."""
         framer = getattr(obj, "_framer", None)
         if framer is None and hasattr(obj, "_getFramer"):

@@ -55,6 +55,15 @@ cdef class StringFramer(Framer):
         self._broken = True
         self._take_all()
 
+    def reset(self):
+        """Start again, as for a new connection (settings are kept)."""
+        self._broken = False
+        self._take_all()
+        self._restart()
+
+    cdef int _restart(self) except -1:
+        return 0
+
 
 @cython.final
 cdef class PrefixFramer(StringFramer):
@@ -96,6 +105,10 @@ cdef class PrefixFramer(StringFramer):
     cdef int _replace(self, object data) except -1:
         Framer._replace(self, data)
         self._replaced = True
+        return 0
+
+    cdef int _restart(self) except -1:
+        self._skip = 0
         return 0
 
     cdef object _declared_length(self, Py_ssize_t start):
@@ -180,6 +193,10 @@ cdef class NetstringFramer(StringFramer):
     def __cinit__(self):
         self._stale = True
         self._expected = -1
+
+    cdef int _restart(self) except -1:
+        self._expected = -1
+        return 0
 
     cdef int _refresh(self, sink) except -1:
         self._longest = longest(sink.MAX_LENGTH)

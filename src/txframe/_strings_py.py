@@ -75,6 +75,15 @@ class _Buffer:
         self._broken = True
         self.clear()
 
+    def reset(self) -> None:
+        """Start again, as for a new connection."""
+        self._broken = False
+        self.clear()
+        self._restart()
+
+    def _restart(self) -> None:
+        pass
+
     @property
     def paused(self) -> bool:
         """While true, nothing is delivered; data received is buffered."""
@@ -131,6 +140,9 @@ class PrefixFramer(_Buffer):
     def replace(self, data: Any) -> None:
         super().replace(data)
         self._replaced = True
+
+    def _restart(self) -> None:
+        self._skip = 0
 
     def _deliver(self, sink: Any) -> None:
         prefix = sink.prefixLength
@@ -191,6 +203,9 @@ class NetstringFramer(_Buffer):
     def __init__(self) -> None:
         super().__init__()
         self._expected = -1  # payload length once the length is parsed
+
+    def _restart(self) -> None:
+        self._expected = -1
 
     def _deliver(self, sink: Any) -> None:
         while not self._paused and not self._broken:

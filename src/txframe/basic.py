@@ -62,12 +62,7 @@ class _Framed(protocol.Protocol):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _declare_settings(cls)
-        # Twisted's `paused` is a plain attribute, so subclasses may set it (usually
-        # `paused = False`, copied from its mixin); that is each connection's start.
-        initial = cls.__dict__.get("paused")
-        if initial is not None and not hasattr(type(initial), "__get__"):
-            cls._initialPaused = bool(initial)
-            del cls.paused  # type: ignore[attr-defined]
+        _adopt_initial(cls, "paused", "_initialPaused", bool, _Framed)
 
     @classmethod
     def _framerType(cls) -> Any:
@@ -119,6 +114,32 @@ class _Framed(protocol.Protocol):
 _ABSENT = object()
 
 
+def _resolve(cls: type, name: str) -> Any:
+    """What *name* is bound to where Python would find it on *cls* (or _ABSENT)."""
+    return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), _ABSENT)
+
+
+def _adopt_initial(cls: type, name: str, initial: str, convert: Any, owner: type) -> None:
+    """Twisted's `paused` and `line_mode` are plain attributes, so a subclass or a mixin
+    may set them (`paused = False` copied from its mixin, `line_mode = 0` to start in
+    raw mode). Keep such a value as each connection's starting state in *initial*,
+    and the property (found on *owner*) in charge."""
+    for klass in cls.__mro__:
+        value = vars(klass).get(name, _ABSENT)
+        if value is _ABSENT:
+            continue
+        if isinstance(klass, type) and issubclass(klass, owner) and klass is not cls:
+            return  # already handled where it was defined
+        if hasattr(type(value), "__get__"):
+            return  # the property itself, or a descriptor of the user's
+        setattr(cls, initial, convert(value))
+        if name in vars(cls):
+            delattr(cls, name)
+        if _resolve(cls, name) is not vars(owner)[name]:
+            setattr(cls, name, vars(owner)[name])
+        return
+
+
 def _declare_settings(cls: type) -> None:
     """Give *cls* the kind of settings its framer reads fastest.
 
@@ -134,13 +155,13 @@ def _declare_settings(cls: type) -> None:
     framer = cls._framerType()  # type: ignore[attr-defined]
     compiled = isinstance(framer, type) and issubclass(framer, CompiledFramer)
     for name in cls._settings:  # type: ignore[attr-defined]
-        current = next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), _ABSENT)
-        if current is _ABSENT:  # e.g. IntNStringReceiver leaves structFormat to subclasses
-            continue
+        current = _resolve(cls, name)
         if type(current) is Setting:
             if not compiled:
                 setattr(cls, name, getattr(cls, name))
-        elif compiled and not hasattr(type(current), "__get__"):
+        elif compiled and name in vars(cls) and not hasattr(type(current), "__get__"):
+            # Only the class's own value: one inherited from a plain mixin stays there
+            # (and is read for every frame), so changing it on the mixin still works.
             setattr(cls, "_txframe_" + name, current)
             setattr(cls, name, Setting(name))
 
@@ -207,12 +228,7 @@ class LineReceiver(_LineProtocol):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Twisted reads `line_mode` from the instance, so a subclass may start in raw
-        # mode with `line_mode = 0`; keep that as the initial mode of each connection.
-        initial = cls.__dict__.get("line_mode")
-        if initial is not None and not hasattr(type(initial), "__get__"):
-            cls._initialLineMode = 1 if initial else 0
-            del cls.line_mode  # type: ignore[attr-defined]
+        _adopt_initial(cls, "line_mode", "_initialLineMode", lambda v: 1 if v else 0, LineReceiver)
 
     @property
     def line_mode(self) -> int:
@@ -224,6 +240,8 @@ class LineReceiver(_LineProtocol):
     def line_mode(self, value: Any) -> None:
         if not value or self._framer is not None:
             self._getFramer().line_mode = value
+        elif not self._initialLineMode:  # back to line mode before any data came
+            self._initialLineMode = 1
 
     def setLineMode(self, extra: bytes = b"") -> Any:
         """Switch to line mode; *extra* (from ``rawDataReceived``) is parsed for lines."""
@@ -373,7 +391,8 @@ class NetstringReceiver(_StringProtocol):
 
     def makeConnection(self, transport: Any) -> None:
         """Start a connection with a fresh parser, as Twisted's does."""
-        self._framer = None
+        if self._framer is not None:
+            self._framer.reset()
         self.brokenPeer = 0
         super().makeConnection(transport)
 
