@@ -127,7 +127,6 @@ cdef TypeEntry* type_entry(object sink):
 
 
 @cython.final
-@cython.freelist(32)
 cdef class LineFramer(Framer):
     """Split a byte stream into lines and hand them to a sink.
 
