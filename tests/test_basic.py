@@ -29,21 +29,7 @@ from twisted.internet import protocol
 from twisted.internet.testing import StringTransport
 from twisted.protocols import basic as twisted_basic
 
-
-class Boom(Exception):
-    """Raised by scripted callbacks."""
-
-
-def typed(value):
-    """A value with its type, so that 0, False, None and b"" stay distinct."""
-    return (type(value).__name__, value)
-
-
-def exception_record(exc):
-    """How an exception escaping dataReceived/resumeProducing is recorded."""
-    if isinstance(exc, (Boom, RuntimeError)):
-        return ("raised", type(exc).__name__, exc.args)
-    return ("raised", type(exc).__name__)
+from scripted import Boom, as_kind, chunk_ops, exception_record, typed
 
 
 class SpyTransport(StringTransport):
@@ -245,14 +231,6 @@ def scripted(base):
     return type(f"Scripted_{base.__name__}", (Scripted, base), {})
 
 
-def as_kind(kind, chunk):
-    if kind == "bytearray":
-        return bytearray(chunk)
-    if kind == "memoryview":
-        return memoryview(chunk)
-    return chunk
-
-
 def drive(cls, scenario):
     """Run *scenario* on a fresh instance of *cls*; return everything observable."""
     proto = cls()
@@ -295,23 +273,6 @@ def drive(cls, scenario):
         )
     )
     return events
-
-
-def chunk_ops(stream, sizes, extras, kinds):
-    """Ops feeding *stream* in pieces of *sizes* (cycled), with *extras* in between."""
-    ops = []
-    pos = 0
-    index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        kind = kinds[index % len(kinds)]
-        ops.append(("data", (kind, stream[pos : pos + size])))
-        pos += size
-        extra = extras[index % len(extras)]
-        if extra is not None:
-            ops.append((extra, None))
-        index += 1
-    return ops
 
 
 @st.composite
@@ -370,12 +331,7 @@ def lr_scenarios(
     kinds = draw(
         st.lists(st.sampled_from(["bytes"] * 4 + ["bytearray", "memoryview"]), min_size=1, max_size=5)
     )
-    ops = []
-    for op, arg in chunk_ops(stream, sizes, extras, kinds):
-        if op == "empty":
-            ops.append(("data", ("bytes", b"")))
-        else:
-            ops.append((op, arg))
+    ops = chunk_ops(stream, sizes, extras, kinds)
     ops.append(("resume", None))  # flush whatever a pause held back
     return {
         "delimiter": delimiter,

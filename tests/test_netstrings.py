@@ -36,22 +36,14 @@ from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.protocols import basic as twisted_basic
 
+from scripted import Boom, as_kind, chunk_ops, exception_record
 from txframe import basic as txframe_basic
+from txframe.testing import chunks as cut_into
 
 NetstringParseError = twisted_basic.NetstringParseError
 TOO_LONG = twisted_basic.NetstringReceiver._TOO_LONG
 MISSING_LENGTH = twisted_basic.NetstringReceiver._MISSING_LENGTH
 MISSING_COMMA = twisted_basic.NetstringReceiver._MISSING_COMMA
-
-
-class Boom(Exception):
-    """Raised by scripted callbacks."""
-
-
-def exception_record(exc):
-    if isinstance(exc, Boom):
-        return ("raised", type(exc).__name__, exc.args)
-    return ("raised", type(exc).__name__)
 
 
 def netstring(string):
@@ -245,14 +237,6 @@ def drive_net(cls, scenario, twisted, messages):
     return events
 
 
-def as_kind(kind, chunk):
-    if kind == "bytearray":
-        return bytearray(chunk)
-    if kind == "memoryview":
-        return memoryview(chunk)
-    return chunk
-
-
 def _lowercase(data):
     return bytes(b | 0x20 if 0x41 <= b <= 0x5A else b for b in data)
 
@@ -325,18 +309,7 @@ def netstring_scenarios(draw, commands=NET_COMMANDS, corrupt=8, one_byte=False):
         )
     extras = draw(st.lists(st.sampled_from([None] * 8 + ["max", "empty"]), min_size=1, max_size=20))
     kinds = draw(st.lists(st.sampled_from(["bytes"] * 4 + ["bytearray", "memoryview"]), min_size=1, max_size=5))
-    ops = []
-    pos = index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        ops.append(("data", (kinds[index % len(kinds)], stream[pos : pos + size])))
-        pos += size
-        extra = extras[index % len(extras)]
-        if extra == "empty":
-            ops.append(("data", ("bytes", b"")))
-        elif extra is not None:
-            ops.append((extra, None))
-        index += 1
+    ops = chunk_ops(stream, sizes, extras, kinds)
     ops.append(("data", ("bytes", b"")))
     return {"max_length": max_length, "other_max": other_max, "ops": ops}
 
@@ -997,11 +970,7 @@ def test_netstring_framer_splits_any_chunking(impl, strings, sizes):
     framer = impl.NetstringFramer()
     sink = Sink()
     stream = netstrings(strings) + b"1"
-    pos = index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        framer.feed(sink, stream[pos : pos + size])
-        pos += size
-        index += 1
+    for piece in cut_into(stream, sizes):
+        framer.feed(sink, piece)
     assert sink.events == [("string", s) for s in strings]
     assert framer.buffered() == b"1"

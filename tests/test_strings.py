@@ -34,30 +34,9 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols import basic as twisted_basic
 from twisted.python import log
 
+from scripted import Boom, as_kind, chunk_ops, exception_record, typed
 from txframe import basic as txframe_basic
-
-
-class Boom(Exception):
-    """Raised by scripted callbacks."""
-
-
-def typed(value):
-    """A value with its type, so that None, 0 and b"" stay distinct."""
-    return (type(value).__name__, value)
-
-
-def exception_record(exc):
-    if isinstance(exc, (Boom, RuntimeError)):
-        return ("raised", type(exc).__name__, exc.args)
-    return ("raised", type(exc).__name__)
-
-
-def as_kind(kind, chunk):
-    if kind == "bytearray":
-        return bytearray(chunk)
-    if kind == "memoryview":
-        return memoryview(chunk)
-    return chunk
+from txframe.testing import chunks as cut_into
 
 
 def frame(string, fmt="!I"):
@@ -335,18 +314,7 @@ def int_scenarios(draw, commands=INT_COMMANDS, extra_ops=("pause", "resume", "ma
     )
     extras = draw(st.lists(st.sampled_from([None] * 8 + list(extra_ops)), min_size=1, max_size=20))
     kinds = draw(st.lists(st.sampled_from(["bytes"] * 4 + ["bytearray", "memoryview"]), min_size=1, max_size=5))
-    ops = []
-    pos = index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        ops.append(("data", (kinds[index % len(kinds)], stream[pos : pos + size])))
-        pos += size
-        extra = extras[index % len(extras)]
-        if extra == "empty":
-            ops.append(("data", ("bytes", b"")))
-        elif extra is not None:
-            ops.append((extra, None))
-        index += 1
+    ops = chunk_ops(stream, sizes, extras, kinds)
     ops.append(("resume", None))  # flush whatever a pause held back
     ops.append(("read", None))
     return {
@@ -1447,11 +1415,7 @@ def test_prefix_framer_splits_any_chunking(impl, strings, fmt, sizes):
     sink = Sink(framer)
     sink.structFormat, sink.prefixLength = fmt, calcsize(fmt)
     stream = frames(strings, fmt) + pack(fmt, 1)
-    pos = index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        framer.feed(sink, stream[pos : pos + size])
-        pos += size
-        index += 1
+    for piece in cut_into(stream, sizes):
+        framer.feed(sink, piece)
     assert sink.events == [("string", s) for s in strings]
     assert framer.buffered() == pack(fmt, 1)
