@@ -64,12 +64,13 @@ cdef tuple thresholds(object limit, Py_ssize_t dlen):
     Mirrors Twisted's ``len(line) > MAX_LENGTH`` and ``len(buffer) >= MAX_LENGTH +
     len(delimiter)`` for any real number, infinities and NaN included.
     """
-    cdef Py_ssize_t line_max = longest(limit)
+    if isinstance(limit, float) and limit == -math.inf:
+        return -1, 0
+    cdef Py_ssize_t line_max = longest(limit)  # PY_SSIZE_T_MAX for +inf and NaN
     if line_max == PY_SSIZE_T_MAX:
-        return line_max, PY_SSIZE_T_MAX
-    if isinstance(limit, int) or isinstance(limit, float) and limit == -math.inf:
-        return line_max, max(clamp(limit + dlen) if isinstance(limit, int) else 0, 0)
-    return line_max, max(clamp(math.ceil(limit + dlen)), 0)
+        return line_max, line_max
+    partial = limit + dlen if isinstance(limit, int) else math.ceil(limit + dlen)
+    return line_max, max(clamp(partial), 0)
 
 
 cdef bytes checked_delimiter(object delimiter):

@@ -111,16 +111,14 @@ cdef class PrefixFramer(StringFramer):
         self._skip = 0
         return 0
 
-    cdef object _declared_length(self, Py_ssize_t start):
-        """The length in the prefix at *start*, as an int."""
+    cdef inline unsigned long long _fast_length(self, Py_ssize_t start) noexcept:
+        """The length in a 1, 2 or 4-byte big-endian prefix at *start*."""
         cdef const unsigned char* p = <const unsigned char*>self._data + start
         if self._width == 4:
             return (<unsigned long long>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
         if self._width == 2:
             return (p[0] << 8) | p[1]
-        if self._width == 1:
-            return p[0]
-        return self._unpack(PyBytes_FromStringAndSize(self._data + start, self._prefix))[0]
+        return p[0]
 
     cdef int _deliver(self, sink) except -1:
         cdef Py_ssize_t start, available, n
@@ -143,13 +141,14 @@ cdef class PrefixFramer(StringFramer):
             if available < self._prefix:
                 return 0
             if self._width:
-                length = self._declared_length(start)
+                length = self._fast_length(start)
                 if self._longest < 0 or length > <unsigned long long>self._longest:
                     if self._too_long(sink, length):
                         continue
                     return 0
             else:
-                declared_length = self._declared_length(start)
+                declared_length = self._unpack(
+                    PyBytes_FromStringAndSize(self._data + start, self._prefix))[0]
                 if declared_length < 0 or declared_length > self._limit:
                     if self._too_long(sink, declared_length):
                         continue

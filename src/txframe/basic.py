@@ -128,7 +128,7 @@ def _adopt_initial(cls: type, name: str, initial: str, convert: Any, owner: type
         value = vars(klass).get(name, _ABSENT)
         if value is _ABSENT:
             continue
-        if isinstance(klass, type) and issubclass(klass, owner) and klass is not cls:
+        if issubclass(klass, owner) and klass is not cls:
             return  # already handled where it was defined
         if hasattr(type(value), "__get__"):
             return  # the property itself, or a descriptor of the user's
