@@ -7,6 +7,9 @@ and that every way of setting them reaches the framer from the next line on.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
 from twisted.internet.testing import StringTransport
 
@@ -259,3 +262,35 @@ def test_netstring_reconnect_keeps_instance_settings(impl):
     assert proto.MAX_LENGTH == 3
     assert proto.lines == [b"ab", b"abc"]
     assert proto.brokenPeer == 1 and proto.transport.disconnecting
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [-10, -3, -2, -1, 0, 1, 2, 2.5, -0.5, Fraction(7, 2), math.inf, -math.inf, math.nan, 10**30],
+    ids=repr,
+)
+def test_max_length_edge_values_match_twisted(impl, limit):
+    """Both of Twisted's tests, len(line) > MAX_LENGTH and (unterminated)
+    len(buffer) >= MAX_LENGTH + len(delimiter), for any real MAX_LENGTH."""
+    from twisted.protocols import basic as twisted_basic
+
+    for delimiter in (b"\n", b"\r\n", b"abc"):
+        for data in (b"x", b"xy", b"xyz", b"xyzw", b"xx" + delimiter, b"xxxx" + delimiter + b"y"):
+            results = []
+            for base in (twisted_basic.LineReceiver, impl.LineReceiver):
+
+                class Recorder(base):
+                    def lineReceived(self, line):
+                        self.events.append(("line", line))
+
+                    def lineLengthExceeded(self, line):
+                        self.events.append(("exceeded", line))
+
+                proto = Recorder()
+                proto.events = []
+                proto.MAX_LENGTH = limit
+                proto.delimiter = delimiter
+                proto.makeConnection(StringTransport())
+                proto.dataReceived(data)
+                results.append(proto.events)
+            assert results[1] == results[0], (delimiter, data)
