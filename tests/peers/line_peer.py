@@ -192,6 +192,21 @@ def reason_name(reason: Any) -> str:
 # -- scenarios -------------------------------------------------------------------------
 
 
+def gather(waiting: list, ports: list, results: dict) -> Any:
+    """A Deferred firing with *results* once every scenario in *waiting* is done and
+    every port in *ports* has stopped listening."""
+    from twisted.internet import defer
+
+    @defer.inlineCallbacks
+    def run() -> Any:
+        yield defer.gatherResults(waiting)
+        for port in ports:
+            yield port.stopListening()
+        return results
+
+    return run()
+
+
 def scenario_echo(reactor: Any, impl: SimpleNamespace, seed: int) -> Any:
     """(a) txframe LineReceiver echo server, txframe AccumulatingProtocol client."""
     from twisted.internet import defer, protocol
@@ -328,14 +343,7 @@ def _twisted_pairs(reactor: Any, pairs: list[tuple[str, type, type]], seed: int)
 
         waiting.append(defer.gatherResults([server_done, client_done]).addCallback(record))
 
-    @defer.inlineCallbacks
-    def run() -> Any:
-        yield defer.gatherResults(waiting)
-        for port in ports:
-            yield port.stopListening()
-        return results
-
-    return run()
+    return gather(waiting, ports, results)
 
 
 def scenario_twisted_server(reactor: Any, impl: SimpleNamespace, seed: int) -> Any:
@@ -461,14 +469,7 @@ def scenario_pause(reactor: Any, impl: SimpleNamespace, seed: int) -> Any:
 
         waiting.append(one())
 
-    @defer.inlineCallbacks
-    def run() -> Any:
-        yield defer.gatherResults(waiting)
-        for port in ports:
-            yield port.stopListening()
-        return results
-
-    return run()
+    return gather(waiting, ports, results)
 
 
 def scenario_raw(reactor: Any, impl: SimpleNamespace, seed: int) -> Any:
@@ -644,14 +645,7 @@ def scenario_too_long(reactor: Any, impl: SimpleNamespace, seed: int) -> Any:
 
             waiting.append(one())
 
-    @defer.inlineCallbacks
-    def run() -> Any:
-        yield defer.gatherResults(waiting)
-        for port in ports:
-            yield port.stopListening()
-        return results
-
-    return run()
+    return gather(waiting, ports, results)
 
 
 SCENARIOS: dict[str, Callable[..., Any]] = {
