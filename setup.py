@@ -13,7 +13,12 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSION_MODULES = ["txframe._framer_c", "txframe._lines_c", "txframe._strings_c"]
+EXTENSION_MODULES = [
+    "txframe._framer_c",
+    "txframe._lines_c",
+    "txframe._strings_c",
+    "txframe._boxes_c",
+]
 
 
 def env_flag(name):

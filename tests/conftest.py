@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from txframe import basic
+from txframe import amp, basic
 
 
 def pytest_addoption(parser):
@@ -46,7 +46,8 @@ def _module(family, name):
 def _implementation(kind):
     suffix = "c" if kind == "compiled" else "py"
     lines, strings = _module("lines", suffix), _module("strings", suffix)
-    if lines is None or strings is None:
+    boxes = _module("boxes", suffix)
+    if lines is None or strings is None or boxes is None:
         pytest.skip("txframe was installed without its compiled extension")
 
     def bind(base, **attrs):
@@ -76,6 +77,21 @@ def _implementation(kind):
             _stringFramer=strings.NetstringFramer,
             dataReceived=strings.string_data_received,
         ),
+        BoxFramer=boxes.BoxFramer,
+        Schema=boxes.Schema,
+        encode_box=boxes.encode_box,
+        decode_boxes=boxes.decode_boxes,
+        BinaryBoxProtocol=bind(
+            amp.BinaryBoxProtocol,
+            _boxFramer=boxes.BoxFramer,
+            _encodeBox=staticmethod(boxes.encode_box),
+        ),
+        AMP=bind(
+            amp.AMP,
+            _boxFramer=boxes.BoxFramer,
+            _encodeBox=staticmethod(boxes.encode_box),
+            _schemaType=boxes.Schema,
+        ),
     )
 
 
@@ -90,6 +106,8 @@ def impl(request):
     ``NetstringFramer``; and the drop-in classes ``LineReceiver``, ``LineOnlyReceiver``,
     ``IntNStringReceiver``, ``Int32StringReceiver``, ``Int16StringReceiver``,
     ``Int8StringReceiver`` and ``NetstringReceiver`` (subclass them as you would
-    Twisted's).
+    Twisted's); the box codec ``BoxFramer``, ``Schema``, ``encode_box`` and
+    ``decode_boxes``, and ``txframe.amp``'s ``BinaryBoxProtocol`` and ``AMP`` bound to
+    it.
     """
     return _implementation(request.param)

@@ -26,9 +26,7 @@ MISSING_COMMA = "The received netstring is not terminated by a comma."
 
 
 cdef class StringFramer(Framer):
-    """What the string framers share: the feed, around each one's _deliver."""
-
-    cdef bint _broken  # the peer is broken: what arrives from now on is disregarded
+    """What the string (and box) framers share: the feed, around each one's _deliver."""
 
     def feed(self, sink, data):
         """Take *data* and deliver the strings it completes."""

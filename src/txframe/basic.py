@@ -307,7 +307,24 @@ class _StringProtocol(_Framed):
         raise NotImplementedError
 
 
-class IntNStringReceiver(_StringProtocol):
+class _Recvd:
+    """Twisted's ``recvd``, for a _Framed protocol whose framer can replace its data."""
+
+    _framer: Any
+    _getFramer: Any
+
+    @property
+    def recvd(self) -> bytes:
+        """The bytes received and not yet processed; assign to replace them."""
+        framer = self._framer
+        return b"" if framer is None else framer.buffered()
+
+    @recvd.setter
+    def recvd(self, value: Any) -> None:
+        self._getFramer().replace(value)
+
+
+class IntNStringReceiver(_Recvd, _StringProtocol):
     """Generic class for length-prefixed protocols: set ``structFormat`` and
     ``prefixLength`` (``struct.calcsize(structFormat)``) in a subclass.
 
@@ -321,16 +338,6 @@ class IntNStringReceiver(_StringProtocol):
     prefixLength: int
     _settings = ("MAX_LENGTH", "structFormat", "prefixLength")
     _stringFramer = PrefixFramer
-
-    @property
-    def recvd(self) -> bytes:
-        """The bytes received and not yet processed; assign to replace them."""
-        framer = self._framer
-        return b"" if framer is None else framer.buffered()
-
-    @recvd.setter
-    def recvd(self, value: Any) -> None:
-        self._getFramer().replace(value)
 
     def lengthLimitExceeded(self, length: int) -> None:
         """Called with a declared length over ``MAX_LENGTH``; drops the connection.

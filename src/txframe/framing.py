@@ -27,12 +27,14 @@ Setting: Any = None
 CompiledFramer: Any = None
 
 if TYPE_CHECKING:
+    from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
     from ._lines_py import LineFramer, data_received
     from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 elif not NO_EXTENSIONS:
     try:
         from ._framer_c import Framer as CompiledFramer
         from ._framer_c import Setting
+        from ._boxes_c import BoxFramer, Schema, decode_boxes, encode_box
         from ._lines_c import LineFramer, data_received
         from ._strings_c import NetstringFramer, PrefixFramer, string_data_received
     except ImportError:  # built without a compiler: the pure twins below
@@ -41,11 +43,39 @@ elif not NO_EXTENSIONS:
         implementation = "compiled"
 
 if implementation == "pure":
+    from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
     from ._lines_py import LineFramer, data_received
     from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 
+# What the box codec shares between its two implementations: the Schema field kinds
+# and its default error.
+from ._boxes_py import (  # noqa: E402
+    BOXES,
+    BOOLEAN,
+    FLOAT,
+    INTEGER,
+    LIST,
+    METHOD,
+    STRING,
+    UNICODE,
+    FieldTooLong,
+)
+
 __all__ = [
+    "BOOLEAN",
+    "BOXES",
+    "BoxFramer",
     "CompiledFramer",
+    "FLOAT",
+    "FieldTooLong",
+    "INTEGER",
+    "LIST",
+    "METHOD",
+    "STRING",
+    "Schema",
+    "UNICODE",
+    "decode_boxes",
+    "encode_box",
     "LineFramer",
     "NO_EXTENSIONS",
     "NetstringFramer",

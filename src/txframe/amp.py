@@ -1,0 +1,591 @@
+"""Drop-in replacement for :mod:`twisted.protocols.amp`.
+
+Every name in Twisted's ``amp.__all__`` is here. Commands, Argument types, errors,
+interfaces and locators are Twisted's own objects, so a Command defined against either
+module works with both, and so does a peer running Twisted's AMP. ``AmpBox``,
+``QuitBox``, ``BinaryBoxProtocol``, ``AMP``, ``parse`` and ``parseString`` are
+txframe's: boxes are decoded and encoded by txframe's codec (compiled when
+available), and ``AMP`` converts the arguments of the built-in Argument types without
+building a box in between. They subclass Twisted's classes, and behave as they do
+(see the README's "Differences from Twisted" for the defects fixed on the way).
+
+Beyond Twisted: :class:`LargeString` and :class:`LargeUnicode` carry values over
+65,535 bytes, and ``BinaryBoxProtocol.MAX_BOX_LENGTH`` bounds the memory a peer that
+never finishes a box can make us hold.
+"""
+
+from __future__ import annotations
+
+from types import MethodType
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.error import ConnectionLost
+from twisted.logger import Logger
+from twisted.protocols import amp as _amp
+from twisted.protocols.amp import (
+    ANSWER,
+    ASK,
+    COMMAND,
+    ERROR,
+    ERROR_CODE,
+    ERROR_DESCRIPTION,
+    MAX_KEY_LENGTH,
+    MAX_VALUE_LENGTH,
+    PROTOCOL_ERRORS,
+    PYTHON_KEYWORDS,
+    UNHANDLED_ERROR_CODE,
+    UNKNOWN_ERROR_CODE,
+    AmpError,
+    AmpList,
+    Argument,
+    BadLocalReturn,
+    Boolean,
+    BoxDispatcher,
+    Command,
+    CommandLocator,
+    Decimal,
+    Descriptor,
+    Float,
+    IArgumentType,
+    IBoxReceiver,
+    IBoxSender,
+    IncompatibleVersions,
+    Integer,
+    InvalidSignature,
+    IResponderLocator,
+    ListOf,
+    MalformedAmpBox,
+    NoEmptyBoxes,
+    OnlyOneTLS,
+    Path,
+    ProtocolSwitchCommand,
+    ProtocolSwitched,
+    RemoteAmpError,
+    SimpleStringLocator,
+    StartTLS,
+    String,
+    TooLong,
+    UnhandledCommand,
+    Unicode,
+    UnknownRemoteError,
+    utc,
+)
+from twisted.python.failure import Failure
+
+from .basic import _Framed, _Recvd
+from .framing import (
+    BOOLEAN,
+    BOXES,
+    FLOAT,
+    INTEGER,
+    LIST,
+    METHOD,
+    STRING,
+    UNICODE,
+    BoxFramer,
+    Schema,
+    decode_boxes,
+    encode_box,
+)
+
+__all__ = [*_amp.__all__, "LargeString", "LargeUnicode"]
+
+_log = Logger()
+
+_wireName = _amp._wireNameToPythonIdentifier  # Twisted's rule, used when planning
+
+
+# -- boxes -----------------------------------------------------------------------------
+
+
+class AmpBox(_amp.AmpBox):
+    """A packet of the AMP protocol: a ``bytes`` to ``bytes`` dict (Twisted's, with
+    the compiled encoder). Twisted's code accepts it wherever it takes an AmpBox."""
+
+    __slots__ = ()
+
+    def serialize(self) -> bytes:
+        """The wire form of the box.
+
+        :raises TooLong: for a key over 255 bytes or a value over 65,535.
+        :raises TypeError: for a ``str`` key or value.
+        :raises ValueError: for an empty key (Twisted writes it, ending the box early).
+        """
+        return encode_box(self, TooLong)
+
+
+Box = AmpBox
+
+
+class QuitBox(AmpBox, _amp.QuitBox):
+    """An AmpBox that drops the connection once sent (an instance of both modules'
+    QuitBox and AmpBox)."""
+
+    __slots__ = ()
+
+
+# Box types whose serialize() is the codec: sendBox encodes them directly.
+_CODEC_SERIALIZE = {_amp.AmpBox.serialize, AmpBox.serialize}
+
+
+def parse(fileObj: Any) -> list[AmpBox]:
+    """The boxes in the file-like *fileObj*; an incomplete last box is dropped.
+
+    :raises TooLong: for a key over 255 bytes (Twisted's raises AttributeError).
+    """
+    return decode_boxes(fileObj.read(), AmpBox, TooLong)
+
+
+def parseString(data: bytes) -> list[AmpBox]:
+    """The boxes in *data*; an incomplete last box is dropped.
+
+    :raises TooLong: for a key over 255 bytes (Twisted's raises AttributeError).
+    """
+    return decode_boxes(data, AmpBox, TooLong)
+
+
+# -- the box protocol ------------------------------------------------------------------
+
+
+class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
+    """Twisted's BinaryBoxProtocol, with boxes decoded and encoded by txframe's codec.
+
+    A key over 255 bytes is TooLong: the connection drops and the box receiver's
+    ``stopReceivingBoxes`` gets ``TooLong(True, False, None, None)``, as in Twisted.
+    A box bigger than ``MAX_BOX_LENGTH`` goes to :meth:`boxLengthExceeded`, which
+    does the same with ``TooLong(False, False, None, None)``. Pausing holds boxes back
+    between boxes; ``recvd`` is the data not yet parsed (the protocol switch hands it
+    on).
+    """
+
+    #: The biggest box accepted, in bytes: its keys and values plus 64 bytes for each
+    #: pair (about what it costs in memory). Twisted has no limit.
+    MAX_BOX_LENGTH = 16 * 1024 * 1024
+
+    _boxFramer = BoxFramer  # the framer type; the tests swap in each implementation
+    _encodeBox = staticmethod(encode_box)
+    _boxLengthExceeded = False
+
+    @classmethod
+    def _framerType(cls) -> Any:
+        return cls._boxFramer
+
+    def _newFramer(self) -> Any:
+        return self._boxFramer(AmpBox)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Parse *data* into boxes, or hand it to the protocol switched to."""
+        if self._justStartedTLS:
+            self._justStartedTLS = False
+        if self.innerProtocol is not None:
+            self.innerProtocol.dataReceived(data)
+            return
+        framer = self._framer
+        if framer is None:
+            framer = self._getFramer()
+        framer.feed(self, data)
+
+    def sendBox(self, box: Any) -> None:
+        """Send *box* to the peer (Twisted's rules; its ``serialize`` is ours).
+
+        :raises ProtocolSwitched: if the protocol has been switched.
+        :raises ConnectionLost: if the connection has been lost.
+        """
+        if self._locked:
+            raise ProtocolSwitched("This connection has switched: no AMP traffic allowed.")
+        if self.transport is None:
+            raise ConnectionLost()
+        if self._startingTLSBuffer is not None:
+            self._startingTLSBuffer.append(box)
+        elif getattr(type(box), "serialize", None) in _CODEC_SERIALIZE:
+            self.transport.write(self._encodeBox(box, TooLong))
+        else:
+            self.transport.write(box.serialize())
+
+    def boxLengthExceeded(self, length: int) -> None:
+        """A box grew past ``MAX_BOX_LENGTH``: drop the connection (the receiver is
+        told ``TooLong(False, False, None, None)``). Nothing more is parsed."""
+        self._boxLengthExceeded = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._boxLengthExceeded:
+            reason = Failure(TooLong(False, False, None, None))
+        super().connectionLost(reason)
+
+
+# -- arguments -------------------------------------------------------------------------
+
+_KINDS = {String: STRING, Integer: INTEGER, Unicode: UNICODE, Boolean: BOOLEAN, Float: FLOAT}
+_PLAIN_BOX_TYPES = (_amp.AmpBox, AmpBox)
+
+
+def _plainArgument(arg: Any) -> bool:
+    """Whether *arg* goes to and from the box through to/fromStringProto alone."""
+    kind = type(arg)
+    return (
+        isinstance(arg, Argument)
+        and not isinstance(arg, Descriptor)  # sends a descriptor as it converts
+        and kind.toBox is Argument.toBox
+        and kind.fromBox is Argument.fromBox
+        and kind.retrieve is Argument.retrieve
+    )
+
+
+def _field(name: Any, arg: Any, schemaType: Any) -> Any:
+    """A Schema field for the argument *arg*, or None if it must go Twisted's way."""
+    if type(name) is not bytes or not 0 < len(name) <= MAX_KEY_LENGTH:
+        return None
+    kind = _KINDS.get(type(arg))
+    detail = None
+    if kind is None:
+        if not _plainArgument(arg):
+            return None
+        if type(arg) is ListOf:
+            kind = LIST
+            detail = (_KINDS.get(type(arg.elementType), METHOD), arg.elementType)
+        elif type(arg) is AmpList:
+            kind = BOXES
+            detail = _schema(arg.subargs, schemaType)
+            if detail is None:
+                return None
+        else:
+            kind = METHOD
+            detail = arg
+    return (name, _wireName(name), kind, bool(arg.optional), detail)
+
+
+def _schema(arguments: Any, schemaType: Any, fixed: tuple[bytes, ...] = (), **kw: Any) -> Any:
+    fields = [_field(name, arg, schemaType) for name, arg in arguments]
+    names = [field[0] for field in fields if field is not None]
+    if None in fields or len(set(names)) != len(names) or set(names) & set(fixed):
+        return None
+    return schemaType(fields, too_long=TooLong, **kw)
+
+
+def _overrides(cls: type, name: str, base: type = Command) -> bool:
+    """Whether *cls* has its own *name* (a method or classmethod) rather than *base*'s."""
+    mine = getattr(cls, name)
+    theirs = getattr(base, name)
+    return getattr(mine, "__func__", mine) is not getattr(theirs, "__func__", theirs)
+
+
+class _Plan:
+    """How one Command goes over the wire without boxes: its two schemas (None where
+    its Arguments customise conversion), and which ends may use them (not where the
+    Command customises what Twisted does)."""
+
+    __slots__ = ("command", "arguments", "responses", "request", "response", "calls", "answers")
+
+    def __init__(self, command: Any, schemaType: Any) -> None:
+        self.command = command
+        self.arguments = command.arguments  # a reassigned schema is noticed
+        self.responses = command.response
+        self.request = _schema(
+            command.arguments,
+            schemaType,
+            (COMMAND, ASK),
+            constants=[(COMMAND, command.commandName)],
+            tag_key=ASK,
+        )
+        self.response = _schema(command.response, schemaType, (ANSWER,), tag_key=ANSWER)
+        plain = self.request is not None and self.response is not None
+        #: callRemote may encode the request and decode the answer
+        self.calls = plain and not (
+            any(
+                _overrides(command, name)
+                for name in ("__init__", "_doCommand", "makeArguments", "parseResponse")
+            )
+            or command.commandType not in _PLAIN_BOX_TYPES
+        )
+        #: a responder's arguments may be decoded and its answer encoded
+        self.answers = plain and not (
+            _overrides(command, "parseArguments")
+            or _overrides(command, "makeResponse")
+            or command.responseType not in _PLAIN_BOX_TYPES
+        )
+
+    def current(self) -> bool:
+        return self.command.arguments is self.arguments and self.command.response is self.responses
+
+
+# -- AMP -------------------------------------------------------------------------------
+
+# Methods whose overriding turns the fast paths off for a class, since they would not
+# be called.
+_SENDING = ("_sendBoxCommand", "sendBox", "_nextTag")
+_DISPATCHING = ("locateResponder", "dispatchCommand", "_wrapWithSerialization", "_safeEmit", "sendBox")
+
+
+class AMP(BinaryBoxProtocol, _amp.AMP):
+    """An AMP connection: Twisted's AMP, with boxes decoded and encoded by txframe and
+    the built-in Argument types converted without building boxes.
+
+    Subclasses, responders, Commands and locators work as with Twisted's; a Command or
+    Argument type that customises conversion (or a subclass overriding a method of the
+    dispatch chain) simply takes Twisted's path.
+    """
+
+    _schemaType = Schema  # the tests swap in each implementation
+    _calls: Any = None  # tag -> _Plan, for answers to calls sent the fast way
+    _fastCalls = True  # whether this class sends calls the fast way
+    _fastResponders = True  # and answers them so
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fastCalls = not any(_overrides(cls, name, AMP) for name in _SENDING)
+        cls._fastResponders = not any(_overrides(cls, name, AMP) for name in _DISPATCHING)
+
+    def _plan(self, command: Any) -> _Plan:
+        plans = vars(type(self)).get("_txframePlans")
+        if plans is None:
+            plans = {}
+            setattr(type(self), "_txframePlans", plans)
+        plan = plans.get(command)
+        if plan is None or not plan.current():
+            plan = plans[command] = _Plan(command, self._schemaType)
+        return plan
+
+    def _emitting(self) -> bool:
+        """Whether a box may go straight to the transport (sendBox would write it)."""
+        return (
+            self.boxSender is self
+            and not self._locked
+            and self.transport is not None
+            and self._startingTLSBuffer is None
+        )
+
+    # -- calling --------------------------------------------------------------------
+
+    def callRemote(self, commandType: Any, *a: Any, **kw: Any) -> Any:
+        """Call *commandType* on the peer with the arguments *kw* (Twisted's API)."""
+        if a or not self._fastCalls or self._failAllReason is not None or not self._emitting():
+            return super().callRemote(commandType, *a, **kw)
+        try:
+            plan = self._plan(commandType)
+        except Exception:  # not a Command: Twisted's path fails the call
+            return super().callRemote(commandType, *a, **kw)
+        if not plan.calls or not plan.request.fits(kw):
+            # Twisted's path, which also fails a call that misses arguments and raises
+            # for unknown ones
+            return super().callRemote(commandType, *a, **kw)
+        request = plan.request
+        number = self._counter + 1
+        tag = b"%x" % (number,)
+        answered = commandType.requiresAnswer
+        try:
+            data = request.encode(kw, self, tag if answered else None)
+        except Exception:  # Twisted's path raises the same error, the same way
+            return super().callRemote(commandType, **kw)
+        self._counter = number
+        self.transport.write(data)
+        if not answered:
+            return None
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        calls[tag] = plan
+        result = self._outstandingRequests[tag] = Deferred()
+        return result
+
+    def _answerReceived(self, box: Any) -> None:
+        calls = self._calls
+        plan = calls.pop(box[ANSWER], None) if calls else None
+        if plan is None:
+            return super()._answerReceived(box)
+        question = self._outstandingRequests.pop(box[ANSWER])
+        question.addErrback(self.unhandledError)
+        try:
+            result = plan.response.decode(box, self)
+        except Exception:
+            question.errback(Failure())
+        else:
+            question.callback(result)
+        return None
+
+    def _errorReceived(self, box: Any) -> None:
+        calls = self._calls
+        plan = calls.pop(box[ERROR], None) if calls else None
+        if plan is None:
+            return super()._errorReceived(box)
+        question = self._outstandingRequests.pop(box[ERROR])
+        question.addErrback(self.unhandledError)
+        code = box[ERROR_CODE]
+        description = box[ERROR_DESCRIPTION]
+        if isinstance(description, bytes):
+            description = description.decode("utf-8", "replace")
+        # Twisted makes the error, then the Command maps a RemoteAmpError's code to
+        # its own exception (or UnknownRemoteError)
+        made = PROTOCOL_ERRORS.get(code, RemoteAmpError)
+        try:
+            error = made(code, description)
+            if isinstance(error, RemoteAmpError):
+                mapped = plan.command.reverseErrors.get(error.errorCode, UnknownRemoteError)
+                error = mapped(error.description)
+            failure = Failure(error)
+        except Exception:
+            failure = Failure()
+        question.errback(failure)
+        return None
+
+    def failAllOutgoing(self, reason: Any) -> None:
+        self._calls = None
+        super().failAllOutgoing(reason)
+
+    # -- answering ------------------------------------------------------------------
+
+    def _commandReceived(self, box: Any) -> None:
+        found = None
+        if self._fastResponders and self.locator is self:
+            found = self._commandDispatch.get(box[COMMAND])
+        if found is None:
+            return super()._commandReceived(box)
+        command, responder = found
+        plan = self._plan(command)
+        if not plan.answers:
+            return super()._commandReceived(box)
+        try:
+            kw = plan.request.decode(box, self)
+        except Exception:
+            return super()._commandReceived(box)  # which fails the same way
+        ask = box.get(ASK)
+        try:
+            result = responder(self, **kw)
+        except BaseException:
+            return self._respond(fail(), command, responder, ask)
+        if type(result) is dict and ask is not None and self._emitting():
+            try:
+                data = plan.response.encode(result, self, ask)
+            except Exception:
+                pass  # Twisted's path below makes the error, and reports it
+            else:
+                self.transport.write(data)
+                return None
+        return self._respond(maybeDeferred(_given, result), command, responder, ask)
+
+    def _respond(self, result: Deferred, command: Any, responder: Any, ask: Any) -> None:
+        """Answer a call whose responder has run, with Twisted's rules: serialize what it
+        returned, map its known errors, answer (or report a failure), emit."""
+
+        method = MethodType(responder, self)
+
+        def serialize(objects: Any) -> Any:
+            try:
+                return command.makeResponse(objects, self)
+            except BaseException:
+                raise BadLocalReturn(
+                    f"{method!r} returned {objects!r} and {command!r} could not serialize it",
+                    Failure(),
+                )
+
+        def known(failure: Failure) -> Failure:
+            key = failure.trap(*command.allErrors)
+            return Failure(
+                RemoteAmpError(
+                    command.allErrors[key],
+                    str(failure.value),
+                    key in command.fatalErrors,
+                    local=failure,
+                )
+            )
+
+        result.addCallback(serialize).addErrback(known)
+        if ask is not None:
+            result.addCallbacks(_answerBox, _errorBox, callbackArgs=(ask,), errbackArgs=(ask,))
+            result.addCallback(self._safeEmit)
+        result.addErrback(self.unhandledError)
+
+
+def _given(result: Any) -> Any:
+    return result
+
+
+def _answerBox(box: Any, ask: bytes) -> Any:
+    box[ANSWER] = ask
+    return box
+
+
+def _errorBox(failure: Failure, ask: bytes) -> Any:
+    """The box answering a call that failed: its code and description if it is a
+    RemoteAmpError (closing the connection if fatal), else UNKNOWN (logged, closing)."""
+    if failure.check(RemoteAmpError):
+        code = failure.value.errorCode
+        description = failure.value.description
+        if isinstance(description, str):
+            description = description.encode("utf-8", "replace")
+        box = QuitBox() if failure.value.fatal else AmpBox()
+    else:
+        box = QuitBox()
+        _log.failure("while receiving response to command", failure)
+        code = UNKNOWN_ERROR_CODE
+        description = b"Unknown Error"
+    box[ERROR] = ask
+    box[ERROR_DESCRIPTION] = description
+    box[ERROR_CODE] = code
+    return box
+
+
+# -- values over 65,535 bytes ----------------------------------------------------------
+
+
+class LargeString(Argument):
+    """Bytes of any length (Twisted's String stops at 65,535).
+
+    The first 65,535 bytes go under the argument's own name, so a short value is on
+    the wire exactly as a String; the rest go in 65,535-byte pieces under
+    ``<name>.2``, ``<name>.3``, ... of the same box. It is an ordinary Argument: a
+    peer running Twisted's AMP that imports the same Command decodes it too. A
+    txframe receiver accepts boxes up to ``MAX_BOX_LENGTH`` (16 MiB by default):
+    raise it on the receiving side for bigger values.
+    """
+
+    def toBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        value = self.retrieve(objects, _wireName(name), proto)
+        if self.optional and value is None:
+            return
+        data = self.toStringProto(value, proto)
+        strings[name] = data[:MAX_VALUE_LENGTH]
+        for number, start in enumerate(range(MAX_VALUE_LENGTH, len(data), MAX_VALUE_LENGTH), 2):
+            strings[b"%s.%d" % (name, number)] = data[start : start + MAX_VALUE_LENGTH]
+
+    def fromBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        first = self.retrieve(strings, name, proto)
+        if self.optional and first is None:
+            objects[_wireName(name)] = None
+            return
+        pieces = [first]
+        number = 2
+        while True:
+            piece = strings.pop(b"%s.%d" % (name, number), None)
+            if piece is None:
+                break
+            pieces.append(piece)
+            number += 1
+        objects[_wireName(name)] = self.fromStringProto(b"".join(pieces), proto)
+
+    def toString(self, inObject: Any) -> bytes:
+        return inObject
+
+    def fromString(self, inString: bytes) -> Any:
+        return inString
+
+
+class LargeUnicode(LargeString):
+    """Text of any length, as UTF-8, carried as :class:`LargeString` carries bytes."""
+
+    def toString(self, inObject: Any) -> bytes:
+        return inObject.encode("utf-8")
+
+    def fromString(self, inString: bytes) -> Any:
+        return inString.decode("utf-8")
+
+
+_ = (  # the rest of Twisted's names, re-exported as they are
+    AmpError, BoxDispatcher, CommandLocator, Decimal, IArgumentType, IBoxReceiver,
+    IBoxSender, IResponderLocator, IncompatibleVersions, MAX_KEY_LENGTH, MalformedAmpBox,
+    NoEmptyBoxes, OnlyOneTLS, PROTOCOL_ERRORS, PYTHON_KEYWORDS, Path,
+    ProtocolSwitchCommand, SimpleStringLocator, StartTLS, UNHANDLED_ERROR_CODE,
+    UnhandledCommand, utc,
+)
