@@ -48,6 +48,7 @@ def test_implementation_is_what_the_environment_asks_for():
         assert txframe.implementation == "compiled"
         assert framing.LineFramer.__module__ == "txframe._lines_c"
         assert basic.LineReceiver.dataReceived.__module__ == "txframe._lines_c"
+        assert framing.BoxFramer.__module__ == "txframe._boxes_c"
     else:
         try:
             importlib.import_module("txframe._lines_c")
@@ -70,6 +71,17 @@ def test_implementation_matches_the_framer_in_use():
     assert framing.LineFramer.__module__ == expected
     assert basic.LineReceiver._lineFramer is framing.LineFramer
     assert basic.LineReceiver.dataReceived is framing.data_received
+
+
+def test_amp_uses_the_selected_codec():
+    from txframe import amp
+
+    expected = "txframe._boxes_c" if txframe.implementation == "compiled" else "txframe._boxes_py"
+    assert framing.BoxFramer.__module__ == expected
+    assert framing.Schema.__module__ == expected
+    assert amp.BinaryBoxProtocol._boxFramer is framing.BoxFramer
+    assert amp.AMP._schemaType is framing.Schema
+    assert amp.BinaryBoxProtocol._encodeBox is framing.encode_box
 
 
 def test_no_extensions_selects_pure_at_import_time():

@@ -44,6 +44,7 @@ from twisted.protocols.amp import (
     BoxDispatcher,
     Command,
     CommandLocator,
+    DateTime,
     Decimal,
     Descriptor,
     Float,
@@ -89,7 +90,8 @@ from .framing import (
     encode_box,
 )
 
-__all__ = [*_amp.__all__, "LargeString", "LargeUnicode"]
+# DateTime is public in Twisted's module though missing from its __all__
+__all__ = [*_amp.__all__, "DateTime", "LargeString", "LargeUnicode"]
 
 _log = Logger()
 
@@ -313,9 +315,11 @@ class _Plan:
 
 # -- AMP -------------------------------------------------------------------------------
 
-# Methods whose overriding turns the fast paths off for a class, since they would not
-# be called.
-_SENDING = ("_sendBoxCommand", "sendBox", "_nextTag")
+# Methods whose overriding turns the fast paths off for a class: the fast way would
+# skip them (or they would not expect what it does).
+_SENDING = (
+    "_sendBoxCommand", "sendBox", "_nextTag", "_answerReceived", "_errorReceived", "failAllOutgoing",
+)
 _DISPATCHING = ("locateResponder", "dispatchCommand", "_wrapWithSerialization", "_safeEmit", "sendBox")
 
 
@@ -583,7 +587,7 @@ class LargeUnicode(LargeString):
 
 
 _ = (  # the rest of Twisted's names, re-exported as they are
-    AmpError, BoxDispatcher, CommandLocator, Decimal, IArgumentType, IBoxReceiver,
+    AmpError, BoxDispatcher, CommandLocator, DateTime, Decimal, IArgumentType, IBoxReceiver,
     IBoxSender, IResponderLocator, IncompatibleVersions, MAX_KEY_LENGTH, MalformedAmpBox,
     NoEmptyBoxes, OnlyOneTLS, PROTOCOL_ERRORS, PYTHON_KEYWORDS, Path,
     ProtocolSwitchCommand, SimpleStringLocator, StartTLS, UNHANDLED_ERROR_CODE,
