@@ -23,6 +23,19 @@ expected: how many, and the last one exactly.
 * one 10 MiB string in 1 KiB chunks to ``Int32StringReceiver`` (``MAX_LENGTH`` raised
   above it), and the same with 20 MiB, for the linearity ratio.
 
+The AMP workloads (:func:`amp_decode_workloads`, :func:`amp_encode_workloads`,
+:func:`amp_roundtrip_workload`) use the boxes a client calling :class:`Sum` (two
+Integers and a Unicode, answered by one Integer) sends: 5 keys (``_ask``,
+``_command``, ``a``, ``b``, ``text``), about 60 bytes on the wire each:
+
+* 10,000 such boxes in 64 KiB chunks to ``BinaryBoxProtocol.dataReceived``, whose box
+  receiver does nothing (``unit="boxes"``);
+* the same boxes encoded: Twisted's ``AmpBox.serialize`` against each
+  implementation's ``encode_box`` (and, for the implementation ``txframe.framing``
+  selected, ``txframe.amp.AmpBox.serialize``);
+* ``callRemote(Sum, ...)`` round trips over loopback TCP, measured by
+  ``amp_roundtrip.py`` in a process of its own per run (a reactor cannot restart).
+
 The sizes of the big ones can be scaled down (Twisted is quadratic there): the pytest
 suites and ``compare.py --quick`` do so. With ``twisted_on_largest=False`` the larger
 case of each linearity pair (the 8 MiB line, the 20 MiB string) is marked to be
@@ -35,7 +48,9 @@ framers) or ``"pure"`` (``txframe.basic`` bound to the pure-Python framers), bou
 way ``tests/conftest.py`` does it: a subclass setting both the framer type
 (``_lineFramer`` / ``_stringFramer``) and ``dataReceived`` (the implementation's
 ``data_received`` / ``string_data_received``), so that no call crosses from one
-implementation into the other.
+implementation into the other. The AMP classes are ``txframe.amp``'s bound to the
+implementation's box codec (``_boxFramer``, ``_encodeBox`` and, for ``AMP``,
+``_schemaType``), against ``twisted.protocols.amp``'s.
 """
 
 from __future__ import annotations
@@ -47,8 +62,11 @@ from types import ModuleType
 from typing import Any
 
 from twisted.internet.testing import StringTransport
+from twisted.protocols import amp as twisted_amp
 from twisted.protocols import basic as twisted_basic
 
+import txframe.framing
+from txframe import amp as txframe_amp
 from txframe import basic as txframe_basic
 
 KIB = 1024
@@ -112,9 +130,62 @@ FULL_BIG_STRINGS = (10 * MIB, 20 * MIB)
 SMALL_BIG_STRINGS = (512 * KIB, MIB)
 BIG_STRING_CHUNK = KIB
 
+# -- AMP ---------------------------------------------------------------------------
+
+BOX_KIND = "BinaryBoxProtocol"
+BOX_COUNT = 10_000
+BOX_CHUNK_SIZES = (64 * KIB,)
+#: callRemote round trips: calls outstanding at any time, calls timed and calls made
+#: first untimed (compare.py's; ``--quick`` uses the QUICK_ ones)
+ROUNDTRIP_WINDOW = 200
+ROUNDTRIP_CALLS = 20_000
+ROUNDTRIP_WARMUP = 2_000
+QUICK_ROUNDTRIP_CALLS = 2_000
+QUICK_ROUNDTRIP_WARMUP = 500
+
+
+class Sum(twisted_amp.Command):
+    """The benchmarks' command: two Integers and a Unicode, answered by one Integer.
+
+    ``txframe.amp.Command`` is ``twisted.protocols.amp.Command`` (as are the Argument
+    types), so this one class serves Twisted's AMP and txframe's alike.
+    """
+
+    arguments = [
+        (b"a", twisted_amp.Integer()),
+        (b"b", twisted_amp.Integer()),
+        (b"text", twisted_amp.Unicode()),
+    ]
+    response = [(b"total", twisted_amp.Integer())]
+
+
+def call_arguments(i: int) -> dict[str, Any]:
+    """The keyword arguments of the *i*-th call (from 0) of :class:`Sum`."""
+    return {"a": 10_000 + i, "b": 100 + i % 900, "text": "hello"}
+
+
+def make_boxes(count: int) -> list[dict[bytes, bytes]]:
+    """The boxes of the first *count* calls of :class:`Sum`, as ``callRemote`` sends
+    them (tags ``1``, ``2``, ... in hex): 5 keys, 57-60 bytes on the wire."""
+    boxes = []
+    for i in range(count):
+        kw = call_arguments(i)
+        boxes.append(
+            {
+                b"_ask": b"%x" % (i + 1),
+                b"_command": Sum.commandName,
+                b"a": b"%d" % kw["a"],
+                b"b": b"%d" % kw["b"],
+                b"text": kw["text"].encode("utf-8"),
+            }
+        )
+    return boxes
+
+
 #: the groups of workloads, by family
 LINE_GROUPS = ("lines", "one-chunk", "big-line")
 STRING_GROUPS = ("strings", "big-string")
+AMP_GROUPS = ("boxes", "encode", "roundtrip")
 #: the groups whose two workloads (small, large) make a linearity ratio
 BIG_GROUPS = ("big-line", "big-string")
 
@@ -171,11 +242,11 @@ class Workload:
     data: bytes
     chunk_size: int
     count: int  # frames (lines or strings) the protocol must receive
-    length: int  # length of each frame, framing excluded
-    last: bytes  # the last frame the protocol must receive, framing excluded
+    length: int  # length of each frame, framing excluded (AMP: the box on the wire)
+    last: Any  # the last frame (bytes, or for AMP the box) the protocol must receive
     max_length: int | None = None  # MAX_LENGTH to set on the instance, if any
-    unit: str = "lines"  # rate reported in "lines", "strings" or "bytes" per second
-    group: str = "lines"  # see LINE_GROUPS and STRING_GROUPS
+    unit: str = "lines"  # rate reported in "lines", "strings", "boxes" or "bytes" per second
+    group: str = "lines"  # see LINE_GROUPS, STRING_GROUPS and AMP_GROUPS
     nominal: int = 0  # one-chunk: the size asked for; big-*: the frame's length
     skip: frozenset[str] = frozenset()  # implementations not to run it on
     skip_reason: str = ""
@@ -183,7 +254,9 @@ class Workload:
 
     @property
     def family(self) -> str:
-        """``"lines"`` or ``"strings"``."""
+        """``"lines"``, ``"strings"`` or ``"amp"``."""
+        if self.kind == BOX_KIND:
+            return "amp"
         return "strings" if self.kind in STRING_KINDS else "lines"
 
     @property
@@ -334,6 +407,161 @@ def string_workloads(
     return result
 
 
+def amp_decode_workloads(count: int = BOX_COUNT) -> list[Workload]:
+    """*count* boxes of :func:`make_boxes`, in each of ``BOX_CHUNK_SIZES``, to
+    ``BinaryBoxProtocol``."""
+    boxes = make_boxes(count)
+    data = b"".join(twisted_amp.AmpBox(box).serialize() for box in boxes)
+    mean = round(len(data) / count)
+    return [
+        Workload(
+            name=f"AMP-decode-{size}",
+            title=f"{BOX_KIND}, {count:,} × 5-key boxes ({mean} B), "
+            f"{pretty_size(size)} chunks",
+            kind=BOX_KIND,
+            data=data,
+            chunk_size=size,
+            count=count,
+            length=mean,
+            last=boxes[-1],
+            unit="boxes",
+            group="boxes",
+        )
+        for size in BOX_CHUNK_SIZES
+    ]
+
+
+#: the encoders: each implementation's ``encode_box``, or the ``serialize`` of
+#: txframe.amp's AmpBox (whose codec txframe.framing selects); Twisted's is always
+#: ``twisted.protocols.amp.AmpBox.serialize``
+ENCODE_BOX = "encode_box"
+AMPBOX_SERIALIZE = "AmpBox.serialize"
+
+
+@dataclass
+class EncodeWorkload:
+    """Boxes to encode one by one; each implementation must write Twisted's bytes."""
+
+    name: str
+    title: str
+    encoder: str  # ENCODE_BOX or AMPBOX_SERIALIZE (txframe's side)
+    boxes: list[dict[bytes, bytes]]
+    expected: list[bytes]  # Twisted's serialization of each box
+    skip: frozenset[str] = frozenset()
+    skip_reason: str = ""
+    kind: str = "AmpBox"
+    unit: str = "boxes"
+    group: str = "encode"
+    family: str = "amp"
+
+    @property
+    def count(self) -> int:
+        return len(self.boxes)
+
+    def amount(self) -> int:
+        return len(self.boxes)
+
+    def runs_on(self, impl: str) -> bool:
+        return impl not in self.skip
+
+
+def amp_encode_workloads(count: int = BOX_COUNT) -> list[EncodeWorkload]:
+    """The boxes of :func:`make_boxes` through ``encode_box`` (each implementation's)
+    and through ``AmpBox.serialize`` (txframe's only for the implementation
+    txframe.framing selected)."""
+    boxes = make_boxes(count)
+    expected = [twisted_amp.AmpBox(box).serialize() for box in boxes]
+    active = txframe.framing.implementation
+    other = frozenset({"compiled", "pure"} - {active})
+    return [
+        EncodeWorkload(
+            name="AMP-encode_box",
+            title=f"encode {count:,} × 5-key boxes: Twisted AmpBox.serialize() vs "
+            "txframe encode_box(box)",
+            encoder=ENCODE_BOX,
+            boxes=boxes,
+            expected=expected,
+        ),
+        EncodeWorkload(
+            name="AMP-AmpBox.serialize",
+            title=f"encode {count:,} × 5-key boxes: AmpBox.serialize() "
+            f"(txframe.amp's uses the {active} codec)",
+            encoder=AMPBOX_SERIALIZE,
+            boxes=boxes,
+            expected=expected,
+            skip=other,
+            skip_reason=f"txframe.amp.AmpBox uses the codec txframe.framing selected ({active})",
+        ),
+    ]
+
+
+def encoder(impl: str, workload: EncodeWorkload) -> tuple[Any, list[Any]]:
+    """``(encode, boxes)`` for *impl* on *workload*: the timed body is
+    ``for box in boxes: encode(box)``. The boxes are made here (untimed) of the type
+    each encoder is given in use: Twisted's AmpBox for Twisted, txframe.amp's AmpBox
+    for its serialize, a plain dict for ``encode_box``."""
+    if impl == "twisted":
+        return twisted_amp.AmpBox.serialize, [twisted_amp.AmpBox(b) for b in workload.boxes]
+    if workload.encoder == AMPBOX_SERIALIZE:
+        return txframe_amp.AmpBox.serialize, [txframe_amp.AmpBox(b) for b in workload.boxes]
+    module = boxes_module(impl)
+    if module is None:
+        raise LookupError(f"txframe's {impl} box codec is not available")
+    return module.encode_box, [dict(b) for b in workload.boxes]
+
+
+def encode_all(encode: Any, boxes: list[Any]) -> None:
+    """The timed part of an encoding run."""
+    for box in boxes:
+        encode(box)
+
+
+def check_encoding(impl: str, workload: EncodeWorkload) -> None:
+    """Assert that *impl* encodes every box of *workload* as Twisted does."""
+    encode, boxes = encoder(impl, workload)
+    got = [encode(box) for box in boxes]
+    assert len(got) == len(workload.expected)
+    for i, (mine, theirs) in enumerate(zip(got, workload.expected)):
+        assert mine == theirs, (i, mine, theirs)
+
+
+@dataclass
+class RoundTripWorkload:
+    """``callRemote(Sum, ...)`` round trips over loopback TCP, client and server of
+    one implementation in one process (``amp_roundtrip.py``)."""
+
+    name: str
+    title: str
+    count: int  # calls timed
+    window: int  # calls outstanding
+    warmup: int  # calls made first, untimed
+    skip: frozenset[str] = frozenset()
+    skip_reason: str = ""
+    kind: str = "AMP"
+    unit: str = "calls"
+    group: str = "roundtrip"
+    family: str = "amp"
+
+    def amount(self) -> int:
+        return self.count
+
+    def runs_on(self, impl: str) -> bool:
+        return impl not in self.skip
+
+
+def amp_roundtrip_workload(
+    calls: int = ROUNDTRIP_CALLS, window: int = ROUNDTRIP_WINDOW, warmup: int = ROUNDTRIP_WARMUP
+) -> RoundTripWorkload:
+    return RoundTripWorkload(
+        name="AMP-callRemote",
+        title=f"AMP callRemote round trips over loopback TCP, {calls:,} calls, "
+        f"{window} outstanding (client and server in one process)",
+        count=calls,
+        window=window,
+        warmup=warmup,
+    )
+
+
 # -- implementations ---------------------------------------------------------------
 
 
@@ -350,8 +578,23 @@ def implementation_modules(impl: str) -> tuple[ModuleType, ModuleType] | None:
         return None
 
 
-def available(impl: str) -> bool:
-    return impl == "twisted" or implementation_modules(impl) is not None
+def boxes_module(impl: str) -> ModuleType | None:
+    """The AMP box codec module of a txframe implementation, or None if not built."""
+    suffix = {"compiled": "c", "pure": "py"}[impl]
+    try:
+        return importlib.import_module(f"txframe._boxes_{suffix}")
+    except ImportError:
+        return None
+
+
+def available(impl: str, family: str | None = None) -> bool:
+    """Whether *impl* can run the workloads of *family* (``"amp"`` needs the box codec;
+    the others, and None, the line and string framers)."""
+    if impl == "twisted":
+        return True
+    if family == "amp":
+        return boxes_module(impl) is not None
+    return implementation_modules(impl) is not None
 
 
 def _empty_lineReceived(self: Any, line: bytes) -> None:
@@ -372,6 +615,93 @@ def _counting_stringReceived(self: Any, string: bytes) -> None:
     self.last = string
 
 
+class NullBoxReceiver:
+    """A box receiver that does nothing (the decoding workload's)."""
+
+    def startReceivingBoxes(self, boxSender: Any) -> None:
+        pass
+
+    def ampBoxReceived(self, box: Any) -> None:
+        pass
+
+    def stopReceivingBoxes(self, reason: Any) -> None:
+        pass
+
+
+class CountingBoxReceiver(NullBoxReceiver):
+    """A box receiver that records ``count`` (boxes received) and ``last`` (the last)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: Any = None
+
+    def ampBoxReceived(self, box: Any) -> None:
+        self.count += 1
+        self.last = box
+
+
+class CollectingBoxReceiver(NullBoxReceiver):
+    """A box receiver that keeps every box (``boxes``): for untimed checks."""
+
+    def __init__(self) -> None:
+        self.boxes: list[Any] = []
+
+    def ampBoxReceived(self, box: Any) -> None:
+        self.boxes.append(box)
+
+
+def _box_protocol_init(base: type, receiver: type) -> Any:
+    def __init__(self: Any) -> None:
+        base.__init__(self, receiver())
+
+    return __init__
+
+
+def box_protocol_class(impl: str, receiver: type = NullBoxReceiver) -> type:
+    """*impl*'s BinaryBoxProtocol, made without arguments, with a fresh *receiver*
+    as its ``boxReceiver``. txframe's is bound as ``tests/conftest.py`` binds it.
+    Raises ``LookupError`` if *impl* is not available."""
+    namespace: dict[str, Any] = {}
+    if impl == "twisted":
+        base: type = twisted_amp.BinaryBoxProtocol
+    else:
+        module = boxes_module(impl)
+        if module is None:
+            raise LookupError(f"txframe's {impl} box codec is not available")
+        base = txframe_amp.BinaryBoxProtocol
+        namespace["_boxFramer"] = module.BoxFramer
+        namespace["_encodeBox"] = staticmethod(module.encode_box)
+    namespace["__init__"] = _box_protocol_init(base, receiver)
+    return type(f"{impl.capitalize()}{receiver.__name__}{BOX_KIND}", (base,), namespace)
+
+
+def amp_class(impl: str) -> type:
+    """*impl*'s AMP: Twisted's, or txframe.amp's bound to the implementation's codec
+    (subclass it, e.g. with responders). Raises ``LookupError`` if not available."""
+    if impl == "twisted":
+        return twisted_amp.AMP
+    module = boxes_module(impl)
+    if module is None:
+        raise LookupError(f"txframe's {impl} box codec is not available")
+    return type(
+        f"{impl.capitalize()}AMP",
+        (txframe_amp.AMP,),
+        {
+            "_boxFramer": module.BoxFramer,
+            "_encodeBox": staticmethod(module.encode_box),
+            "_schemaType": module.Schema,
+        },
+    )
+
+
+def collect_boxes(impl: str, workload: Workload) -> list[Any]:
+    """Every box *impl*'s BinaryBoxProtocol delivers for *workload* (untimed)."""
+    cls = box_protocol_class(impl, CollectingBoxReceiver)
+    proto = feed(connect(cls, workload), workload.chunks)
+    assert leftover(proto) == b""
+    return proto.boxReceiver.boxes
+
+
 _classes: dict[tuple[str, str, bool], type] = {}
 
 
@@ -384,12 +714,18 @@ def protocol_class(impl: str, kind: str, counting: bool = False, fresh: bool = F
     sizes (CPython sizes an instance's attribute storage from the attributes earlier
     instances of the same class were given, such as a ``MAX_LENGTH`` set by a workload).
     A txframe class is bound as ``tests/conftest.py`` binds it: both the framer type and
-    ``dataReceived`` come from *impl*'s modules.
+    ``dataReceived`` come from *impl*'s modules. For ``BOX_KIND`` it is
+    :func:`box_protocol_class` (the counting one counts on its ``boxReceiver``).
     Raises ``LookupError`` if *impl* is not available.
     """
     key = (impl, kind, counting)
     cls = None if fresh else _classes.get(key)
     if cls is not None:
+        return cls
+    if kind == BOX_KIND:
+        cls = box_protocol_class(impl, CountingBoxReceiver if counting else NullBoxReceiver)
+        if not fresh:
+            _classes[key] = cls
         return cls
     strings = kind in STRING_KINDS
     if strings:
@@ -456,6 +792,18 @@ def leftover(proto: Any) -> bytes:
 
 def check(proto: Any, workload: Workload) -> None:
     """Assert that a counting protocol received exactly *workload*'s frames."""
+    if workload.family == "amp":
+        receiver = proto.boxReceiver
+        assert receiver.count == workload.count, (receiver.count, workload.count)
+        assert isinstance(receiver.last, twisted_amp.AmpBox), type(receiver.last)
+        assert receiver.last == workload.last, (receiver.last, workload.last)
+        assert leftover(proto) == b""
+        if isinstance(proto, twisted_amp.BinaryBoxProtocol) and not isinstance(
+            proto, txframe_amp.BinaryBoxProtocol
+        ):
+            assert proto._currentBox is None  # no box begun
+        assert not proto.transport.disconnecting
+        return
     assert proto.count == workload.count, (proto.count, workload.count)
     assert proto.last is not None and len(proto.last) == workload.length, (
         None if proto.last is None else len(proto.last),
