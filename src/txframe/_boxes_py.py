@@ -26,6 +26,7 @@ box in between (see its docstring).
 from __future__ import annotations
 
 import struct
+from functools import partial
 from typing import Any, Callable
 
 from ._strings_py import _Buffer
@@ -101,11 +102,15 @@ def encode_box(box: Any, too_long: Callable[..., Exception] = FieldTooLong) -> b
 class BoxFramer(_Buffer):
     """Split a stream of AMP boxes (BinaryBoxProtocol's framing)."""
 
-    __slots__ = ("_box", "_size", "_box_type")
+    __slots__ = ("_box", "_size", "_new_box")
 
     def __init__(self, box_type: Callable[[], Any] = dict) -> None:
         super().__init__()
-        self._box_type = box_type
+        if isinstance(box_type, type) and issubclass(box_type, dict):
+            # a dict type's __init__ has nothing to do for an empty box: skip it
+            self._new_box: Callable[[], Any] = partial(dict.__new__, box_type)
+        else:
+            self._new_box = box_type
         self._box: Any = None  # the box being received, with its complete pairs
         self._size = 0  # and its bytes so far
 
@@ -142,7 +147,7 @@ class BoxFramer(_Buffer):
                 if size > max_box:
                     return self._too_long(sink.boxLengthExceeded, size)
                 if box is None:
-                    box = self._box_type()
+                    box = self._new_box()
                 if type(data) is bytes:
                     box[data[pos + 2 : key_end]] = data[key_end + 2 : value_end]
                 else:
@@ -156,7 +161,7 @@ class BoxFramer(_Buffer):
             self._pos = pos + 2
             self._box = None
             self._size = 0
-            sink.boxReceiver.ampBoxReceived(self._box_type() if box is None else box)
+            sink.boxReceiver.ampBoxReceived(self._new_box() if box is None else box)
 
     def _too_long(self, report: Callable[[int], Any], length: int) -> None:
         self.disregard()
