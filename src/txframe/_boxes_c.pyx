@@ -29,6 +29,7 @@ cdef extern from "Python.h":
     bint PyFloat_CheckExact(object)
     bint PyUnicode_CheckExact(object)
     bint PyBytes_CheckExact(object)
+    bint PyBytes_Check(object)
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
     char* PyOS_double_to_string(double, char, int, int, int*) except NULL
     double PyFloat_AS_DOUBLE(object)
@@ -182,8 +183,8 @@ def decode_boxes(data, box_type=dict, too_long=FieldTooLong):
 
 
 cdef object as_field(object item, object key):
-    """A key (*key* None) or value that is not ``bytes``: copied if bytes-like, else a
-    TypeError (Twisted's message for ``str``)."""
+    """A key (*key* None) or value that is not ``bytes`` (or a subclass), as bytes:
+    copied if bytes-like, else a TypeError (Twisted's message for ``str``)."""
     if isinstance(item, (bytearray, memoryview)):
         return bytes(item)
     if isinstance(item, str):
@@ -263,25 +264,27 @@ cdef class _Pairs:
             self.order[j] = moving
 
     cdef bytes write(self, object too_long, bint check_keys):
-        """The box, in order, after checking (in that order) each pair's value type,
-        key length (if *check_keys*) and value length, as Twisted does."""
+        """The box, in order, after checking each pair as Twisted does: a ``str``
+        value, then (if *check_keys*) the key's length, then the value's."""
         cdef Py_ssize_t i, k, total = 2, n
         cdef object key, value
         for i in range(self.count):
             k = self.order[i]
             key = <object>self.keys[k]
             value = <object>self.values[k]
-            if not PyBytes_CheckExact(value):
-                value = as_field(value, key)
-                Py_DECREF(<object>self.values[k])
-                Py_INCREF(value)
-                self.values[k] = <PyObject*>value
             if check_keys:
+                if isinstance(value, str):
+                    as_field(value, key)
                 n = PyBytes_GET_SIZE(key)
                 if n == 0:
                     raise ValueError(EMPTY_KEY)
                 if n > MAX_KEY:
                     raise too_long(True, True, key, None)
+            if not PyBytes_Check(value):
+                value = as_field(value, key)
+                Py_DECREF(<object>self.values[k])
+                Py_INCREF(value)
+                self.values[k] = <PyObject*>value
             if PyBytes_GET_SIZE(value) > MAX_VALUE:
                 raise too_long(False, True, value, key)
             total += 4 + PyBytes_GET_SIZE(key) + PyBytes_GET_SIZE(value)
@@ -306,13 +309,19 @@ def encode_box(box, too_long=FieldTooLong):
     cdef PyObject* key
     cdef PyObject* value
     cdef _Pairs pairs = _Pairs(len(box))
-    if isinstance(box, dict):
+    cdef bint views = False
+    items = box.items() if not isinstance(box, dict) else None
+    if items is None:
         while PyDict_Next(box, &position, &key, &value):
-            pairs.add(<object>key if PyBytes_CheckExact(<object>key) else as_field(<object>key, None),
+            views |= isinstance(<object>key, memoryview)
+            pairs.add(<object>key if PyBytes_Check(<object>key) else as_field(<object>key, None),
                       <object>value)
     else:
-        for k, v in list(box.items()):
-            pairs.add(k if PyBytes_CheckExact(k) else as_field(k, None), v)
+        for k, v in list(items):
+            views |= isinstance(k, memoryview)
+            pairs.add(k if PyBytes_Check(k) else as_field(k, None), v)
+    if views and pairs.count > 1:  # as sorting them fails in Twisted
+        raise TypeError("memoryview keys cannot be sorted")
     pairs.sort()
     return pairs.write(too_long, True)
 
@@ -376,8 +385,8 @@ cdef object boolean_from_wire(object string):
     raise TypeError(f"Bad boolean value: {string!r}")
 
 
-cdef object to_wire(int kind, object value, object detail, object proto):
-    """*value* converted by a field (or a list element, *proto* None) of *kind*."""
+cdef object to_wire(int kind, object value, object detail, object proto, bint element=False):
+    """*value* converted by a field (or a ListOf *element*) of *kind*."""
     if kind == STRING:
         return value
     if kind == INTEGER:
@@ -391,7 +400,7 @@ cdef object to_wire(int kind, object value, object detail, object proto):
     if kind == FLOAT:
         return float_to_wire(value)
     if kind == METHOD:
-        if proto is None:  # a list element
+        if element:
             return detail.toString(value)
         return detail.toStringProto(value, proto)
     if kind == LIST:
@@ -399,7 +408,7 @@ cdef object to_wire(int kind, object value, object detail, object proto):
     return (<Schema>detail).encode_many(value, proto)
 
 
-cdef object from_wire(int kind, object string, object detail, object proto):
+cdef object from_wire(int kind, object string, object detail, object proto, bint element=False):
     if kind == STRING:
         return string
     if kind == INTEGER:
@@ -413,12 +422,13 @@ cdef object from_wire(int kind, object string, object detail, object proto):
     if kind == FLOAT:
         return float(string)
     if kind == METHOD:
-        if proto is None:
+        if element:
             return detail.fromString(string)
         return detail.fromStringProto(string, proto)
     if kind == LIST:
-        element_kind, element = detail
-        return [from_wire(element_kind, item, element, None) for item in _split_list(string)]
+        item_kind, item_argument = detail
+        return [from_wire(item_kind, item, item_argument, None, True)
+                for item in _split_list(string)]
     return (<Schema>detail).decode_many(string, proto)
 
 
@@ -428,7 +438,7 @@ cdef bytes list_to_wire(tuple detail, object items):
     element = detail[1]
     parts = []
     for item in items:
-        string = to_wire(element_kind, item, element, None)
+        string = to_wire(element_kind, item, element, None, True)
         parts.append(_pack_length(len(string)))
         parts.append(string)
     return b"".join(parts)

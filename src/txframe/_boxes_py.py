@@ -57,9 +57,9 @@ def _prefix(n: int) -> bytes:
 
 
 def _as_field(item: Any, key: Any) -> bytes:
-    """A key (*key* None) or value that is not ``bytes``: copied if bytes-like, else
-    a TypeError (Twisted's message for ``str``)."""
-    if isinstance(item, (bytearray, memoryview)):
+    """A key (*key* None) or value that is not exactly ``bytes``, as bytes: copied if
+    bytes-like, else a TypeError (Twisted's message for ``str``)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
         return bytes(item)
     if isinstance(item, str):
         if key is None:
@@ -82,14 +82,16 @@ def _put(out: list[bytes], key: bytes, value: Any, too_long: Callable[..., Excep
 def encode_box(box: Any, too_long: Callable[..., Exception] = FieldTooLong) -> bytes:
     """The wire form of the mapping *box*: its items sorted by key, then the end.
 
-    A key or value that is ``str`` is a TypeError (as in Twisted); an empty key is a
-    ValueError; a key over 255 bytes or a value over 65,535 is
-    ``too_long(isKey, True, value, keyName)``.
+    Each item in key order is checked as Twisted checks it: a ``str`` key or value is
+    a TypeError; an empty key is a ValueError; a key over 255 bytes, or then a value
+    over 65,535, is ``too_long(isKey, True, value, keyName)``.
     """
     out: list[bytes] = []
     for key, value in sorted(box.items()):
         if type(key) is not bytes:
             key = _as_field(key, None)
+        if type(value) is str:
+            _as_field(value, key)
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             if not key:
                 raise ValueError(EMPTY_KEY)

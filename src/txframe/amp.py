@@ -261,9 +261,12 @@ def _field(name: Any, arg: Any, schemaType: Any) -> Any:
 
 def _schema(arguments: Any, schemaType: Any, fixed: tuple[bytes, ...] = (), **kw: Any) -> Any:
     fields = [_field(name, arg, schemaType) for name, arg in arguments]
-    names = [field[0] for field in fields if field is not None]
-    if None in fields or len(set(names)) != len(names) or set(names) & set(fixed):
+    if None in fields:
         return None
+    wire = {field[0] for field in fields}
+    python = {field[1] for field in fields}
+    if len(wire) != len(fields) or len(python) != len(fields) or wire & set(fixed):
+        return None  # names that collide: Twisted's path has its own rules for them
     return schemaType(fields, too_long=TooLong, **kw)
 
 
