@@ -505,6 +505,11 @@ cdef class Schema:
     def encode(self, objects, proto, tag=None):
         """The box for *objects* (python name -> value), *tag* under the tag key (or
         no tag key, if None), as bytes."""
+        return self.write(self.convert(objects, proto), tag)
+
+    cpdef list convert(self, objects, proto):
+        """The wire values for *objects*, converted in declared order (Twisted's
+        ``makeArguments`` / ``makeResponse``): what ``write`` takes."""
         cdef Py_ssize_t i
         cdef PyObject* found
         cdef bint plain = PyDict_CheckExact(objects)
@@ -527,6 +532,11 @@ cdef class Schema:
                 values[i] = _ABSENT
                 continue
             values[i] = to_wire(self._kinds[i], value, self._details[i], proto)
+        return values
+
+    cpdef bytes write(self, list values, tag=None):
+        """The box of converted *values* (``AmpBox.serialize``'s checks and order)."""
+        cdef Py_ssize_t i
         cdef _Pairs pairs = _Pairs(len(self._slot_keys))
         for i in range(len(self._slot_keys)):
             slot = self._slot_values[i]

@@ -339,6 +339,11 @@ class Schema:
     def encode(self, objects: Any, proto: Any, tag: bytes | None = None) -> bytes:
         """The box for *objects* (python name -> value), *tag* under the tag key (or
         no tag key, if None), as bytes."""
+        return self.write(self.convert(objects, proto), tag)
+
+    def convert(self, objects: Any, proto: Any) -> list[Any]:
+        """The wire values for *objects*, converted in declared order (Twisted's
+        ``makeArguments`` / ``makeResponse``): what ``write`` takes."""
         values: list[Any] = []
         for field, (to_wire, _, with_proto) in zip(self.fields, self._convert):
             name = field[1]
@@ -352,6 +357,10 @@ class Schema:
             if to_wire is not None:
                 value = to_wire(value, proto) if with_proto else to_wire(value)
             values.append(value)
+        return values
+
+    def write(self, values: list[Any], tag: bytes | None = None) -> bytes:
+        """The box of converted *values* (``AmpBox.serialize``'s checks and order)."""
         out: list[bytes] = []
         for key, slot in self._slots:
             if type(slot) is int:

@@ -161,8 +161,9 @@ class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
     on).
     """
 
-    #: The biggest box accepted, in bytes: its keys and values plus 64 bytes for each
-    #: pair (about what it costs in memory). Twisted has no limit.
+    #: The biggest box accepted: the bytes of its keys, values and their length
+    #: prefixes, plus 64 for each pair (about what it takes in memory). Twisted has no
+    #: limit.
     MAX_BOX_LENGTH = 16 * 1024 * 1024
 
     _boxFramer = BoxFramer  # the framer type; the tests swap in each implementation
@@ -224,6 +225,12 @@ _KINDS = {String: STRING, Integer: INTEGER, Unicode: UNICODE, Boolean: BOOLEAN, 
 _PLAIN_BOX_TYPES = (_amp.AmpBox, AmpBox)
 
 
+# What an Argument converts with; one set on an instance customises it.
+_CONVERTERS = (
+    "toString", "fromString", "toStringProto", "fromStringProto", "toBox", "fromBox", "retrieve",
+)
+
+
 def _plainArgument(arg: Any) -> bool:
     """Whether *arg* goes to and from the box through to/fromStringProto alone."""
     kind = type(arg)
@@ -233,6 +240,7 @@ def _plainArgument(arg: Any) -> bool:
         and kind.toBox is Argument.toBox
         and kind.fromBox is Argument.fromBox
         and kind.retrieve is Argument.retrieve
+        and vars(arg).keys().isdisjoint(_CONVERTERS)
     )
 
 
@@ -240,14 +248,17 @@ def _field(name: Any, arg: Any, schemaType: Any) -> Any:
     """A Schema field for the argument *arg*, or None if it must go Twisted's way."""
     if type(name) is not bytes or not 0 < len(name) <= MAX_KEY_LENGTH:
         return None
+    if not _plainArgument(arg):
+        return None
     kind = _KINDS.get(type(arg))
     detail = None
     if kind is None:
-        if not _plainArgument(arg):
-            return None
         if type(arg) is ListOf:
+            element = arg.elementType
+            if not vars(element).keys().isdisjoint(_CONVERTERS):
+                return None
             kind = LIST
-            detail = (_KINDS.get(type(arg.elementType), METHOD), arg.elementType)
+            detail = (_KINDS.get(type(element), METHOD), element)
         elif type(arg) is AmpList:
             kind = BOXES
             detail = _schema(arg.subargs, schemaType)
@@ -282,20 +293,23 @@ class _Plan:
     its Arguments customise conversion), and which ends may use them (not where the
     Command customises what Twisted does)."""
 
-    __slots__ = ("command", "arguments", "responses", "request", "response", "calls", "answers")
+    __slots__ = ("command", "name", "arguments", "responses", "request", "response", "calls",
+                 "answers")
 
     def __init__(self, command: Any, schemaType: Any) -> None:
         self.command = command
-        self.arguments = command.arguments  # a reassigned schema is noticed
-        self.responses = command.response
+        # copies, so that a schema changed in place is noticed (see current())
+        self.name = command.commandName
+        self.arguments = list(command.arguments)
+        self.responses = list(command.response)
         self.request = _schema(
-            command.arguments,
+            self.arguments,
             schemaType,
             (COMMAND, ASK),
-            constants=[(COMMAND, command.commandName)],
+            constants=[(COMMAND, self.name)],
             tag_key=ASK,
         )
-        self.response = _schema(command.response, schemaType, (ANSWER,), tag_key=ANSWER)
+        self.response = _schema(self.responses, schemaType, (ANSWER,), tag_key=ANSWER)
         plain = self.request is not None and self.response is not None
         #: callRemote may encode the request and decode the answer
         self.calls = plain and not (
@@ -313,7 +327,13 @@ class _Plan:
         )
 
     def current(self) -> bool:
-        return self.command.arguments is self.arguments and self.command.response is self.responses
+        """Whether the Command still has the name and schemas planned for."""
+        command = self.command
+        return (
+            command.commandName is self.name
+            and command.arguments == self.arguments
+            and command.response == self.responses
+        )
 
 
 # -- AMP -------------------------------------------------------------------------------
@@ -323,7 +343,10 @@ class _Plan:
 _SENDING = (
     "_sendBoxCommand", "sendBox", "_nextTag", "_answerReceived", "_errorReceived", "failAllOutgoing",
 )
-_DISPATCHING = ("locateResponder", "dispatchCommand", "_wrapWithSerialization", "_safeEmit", "sendBox")
+_DISPATCHING = (
+    "locateResponder", "lookupFunction", "dispatchCommand", "_wrapWithSerialization", "_safeEmit",
+    "sendBox",
+)
 
 
 class AMP(BinaryBoxProtocol, _amp.AMP):
@@ -364,11 +387,21 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
             and self._startingTLSBuffer is None
         )
 
+    def _own(self, names: tuple[str, ...]) -> bool:
+        """Whether none of *names* was replaced on this instance."""
+        return self.__dict__.keys().isdisjoint(names)
+
     # -- calling --------------------------------------------------------------------
 
     def callRemote(self, commandType: Any, *a: Any, **kw: Any) -> Any:
         """Call *commandType* on the peer with the arguments *kw* (Twisted's API)."""
-        if a or not self._fastCalls or self._failAllReason is not None or not self._emitting():
+        if (
+            a
+            or not self._fastCalls
+            or self._failAllReason is not None
+            or not self._emitting()
+            or not self._own(_SENDING)
+        ):
             return super().callRemote(commandType, *a, **kw)
         try:
             plan = self._plan(commandType)
@@ -379,15 +412,12 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
             # for unknown ones
             return super().callRemote(commandType, *a, **kw)
         request = plan.request
-        number = self._counter + 1
+        values = request.convert(kw, self)  # raises as Twisted's makeArguments does
+        self._counter = number = self._counter + 1
         tag = b"%x" % (number,)
         answered = commandType.requiresAnswer
-        try:
-            data = request.encode(kw, self, tag if answered else None)
-        except Exception:  # Twisted's path raises the same error, the same way
-            return super().callRemote(commandType, **kw)
-        self._counter = number
-        self.transport.write(data)
+        # raises as Twisted's sendBox does, the tag used up
+        self.transport.write(request.write(values, tag if answered else None))
         if not answered:
             return None
         calls = self._calls
@@ -445,7 +475,7 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
 
     def _commandReceived(self, box: Any) -> None:
         found = None
-        if self._fastResponders and self.locator is self:
+        if self._fastResponders and self.locator is self and self._own(_DISPATCHING):
             found = self._commandDispatch.get(box[COMMAND])
         if found is None:
             return super()._commandReceived(box)
@@ -453,56 +483,70 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         plan = self._plan(command)
         if not plan.answers:
             return super()._commandReceived(box)
+        ask = box.get(ASK)
         try:
             kw = plan.request.decode(box, self)
-        except Exception:
-            return super()._commandReceived(box)  # which fails the same way
-        ask = box.get(ASK)
+        except BaseException:  # as in Twisted, before the response rules apply
+            return self._answer(fail(), ask)
         try:
             result = responder(self, **kw)
         except BaseException:
             return self._respond(fail(), command, responder, ask)
-        if type(result) is dict and ask is not None and self._emitting():
-            try:
-                data = plan.response.encode(result, self, ask)
-            except Exception:
-                pass  # Twisted's path below makes the error, and reports it
-            else:
-                self.transport.write(data)
-                return None
-        return self._respond(maybeDeferred(_given, result), command, responder, ask)
+        if type(result) is not dict or ask is None or not self._emitting():
+            return self._respond(maybeDeferred(_given, result), command, responder, ask)
+        try:
+            values = plan.response.convert(result, self)
+        except BaseException:
+            failure = Failure(_badLocalReturn(MethodType(responder, self), result, command))
+            return self._answer(fail(failure).addErrback(_knownError, command), ask)
+        try:
+            data = plan.response.write(values, ask)
+        except BaseException:  # as from sendBox in Twisted's answer
+            self.unhandledError(Failure())
+            return None
+        self.transport.write(data)
+        return None
 
     def _respond(self, result: Deferred, command: Any, responder: Any, ask: Any) -> None:
         """Answer a call whose responder has run, with Twisted's rules: serialize what it
-        returned, map its known errors, answer (or report a failure), emit."""
-
+        returned, map its known errors, then answer."""
         method = MethodType(responder, self)
 
         def serialize(objects: Any) -> Any:
             try:
                 return command.makeResponse(objects, self)
             except BaseException:
-                raise BadLocalReturn(
-                    f"{method!r} returned {objects!r} and {command!r} could not serialize it",
-                    Failure(),
-                )
+                raise _badLocalReturn(method, objects, command)
 
-        def known(failure: Failure) -> Failure:
-            key = failure.trap(*command.allErrors)
-            return Failure(
-                RemoteAmpError(
-                    command.allErrors[key],
-                    str(failure.value),
-                    key in command.fatalErrors,
-                    local=failure,
-                )
-            )
+        result.addCallback(serialize).addErrback(_knownError, command)
+        self._answer(result, ask)
 
-        result.addCallback(serialize).addErrback(known)
+    def _answer(self, result: Deferred, ask: Any) -> None:
+        """Send the answer (or error) box *result* fires with, if the call asked for
+        one; report a failure left over."""
         if ask is not None:
             result.addCallbacks(_answerBox, _errorBox, callbackArgs=(ask,), errbackArgs=(ask,))
             result.addCallback(self._safeEmit)
         result.addErrback(self.unhandledError)
+
+
+def _badLocalReturn(method: Any, objects: Any, command: Any) -> BadLocalReturn:
+    """Twisted's error for a response that does not serialize (call it where the
+    serializer's exception is being handled)."""
+    return BadLocalReturn(
+        f"{method!r} returned {objects!r} and {command!r} could not serialize it", Failure()
+    )
+
+
+def _knownError(failure: Failure, command: Any) -> Failure:
+    """A failure of one of the Command's errors, as the RemoteAmpError that answers it
+    (others pass on)."""
+    key = failure.trap(*command.allErrors)
+    return Failure(
+        RemoteAmpError(
+            command.allErrors[key], str(failure.value), key in command.fatalErrors, local=failure
+        )
+    )
 
 
 def _given(result: Any) -> Any:
