@@ -363,19 +363,18 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
     _fastCalls = True  # whether this class sends calls the fast way
     _fastResponders = True  # and answers them so
 
+    _plans: dict[Any, _Plan] = {}  # Command -> _Plan, per class (for its _schemaType)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._plans = {}
         cls._fastCalls = not any(_overrides(cls, name, AMP) for name in _SENDING)
         cls._fastResponders = not any(_overrides(cls, name, AMP) for name in _DISPATCHING)
 
     def _plan(self, command: Any) -> _Plan:
-        plans = vars(type(self)).get("_txframePlans")
-        if plans is None:
-            plans = {}
-            setattr(type(self), "_txframePlans", plans)
-        plan = plans.get(command)
+        plan = self._plans.get(command)
         if plan is None or not plan.current():
-            plan = plans[command] = _Plan(command, self._schemaType)
+            plan = self._plans[command] = _Plan(command, self._schemaType)
         return plan
 
     def _emitting(self) -> bool:
