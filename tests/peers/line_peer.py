@@ -666,19 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from twisted.internet import defer, reactor
-    from twisted.logger import formatEvent, globalLogPublisher
+    import peerlog
 
-    logged_errors: list[str] = []
-
-    def observe(event: dict) -> None:
-        failure = event.get("log_failure")
-        if failure is not None or event.get("isError"):
-            text = formatEvent(event)
-            if failure is not None:
-                text += "\n" + failure.getTraceback()
-            logged_errors.append(text)
-
-    globalLogPublisher.addObserver(observe)
+    logged_errors = peerlog.logged_errors()
 
     impl = bind(args.impl)
     output: dict[str, Any] = {
