@@ -1,0 +1,80 @@
+"""txframe.mapfile: map files in postmap(1)'s text format."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from txframe.mapfile import MapFileError, load_map, map_name, parse_map
+
+
+def lines(text: bytes) -> list[bytes]:
+    return text.splitlines(keepends=True)
+
+
+def test_keys_values_comments_blank_lines():
+    loaded = parse_map(
+        lines(
+            b"# a comment\n"
+            b"\n"
+            b"   \n"
+            b"user@example.com   smtp:[mx.example.com]:25\n"
+            b"key\tvalue with  inner   spaces  \r\n"
+            b"  # an indented comment\n"
+            b"caf\xc3\xa9 \xc3\xa9t\xc3\xa9\n"
+        )
+    )
+    assert loaded.entries == {
+        b"user@example.com": b"smtp:[mx.example.com]:25",
+        b"key": b"value with  inner   spaces",
+        b"caf\xc3\xa9": b"\xc3\xa9t\xc3\xa9",
+    }
+    assert loaded.problems == []
+
+
+def test_continuation_lines_join_the_logical_line():
+    loaded = parse_map(lines(b"list a,\n  b,\n\tc\nnext 1\n"))
+    assert loaded.entries == {b"list": b"a, b, c", b"next": b"1"}
+
+
+def test_a_value_may_start_on_a_continuation_line():
+    assert parse_map(lines(b"key\n  value\n")).entries == {b"key": b"value"}
+
+
+def test_problems_are_reported_and_skipped():
+    loaded = parse_map(lines(b"  orphan continuation\nlonely\na 1\na 2\nb 3\n"))
+    assert loaded.entries == {b"a": b"1", b"b": b"3"}
+    assert [problem.line for problem in loaded.problems] == [1, 2, 4]
+    assert "continuation" in loaded.problems[0].message
+    assert "key whitespace value" in loaded.problems[1].message
+    assert "duplicate" in loaded.problems[2].message
+
+
+def test_fold_case_lowercases_keys_only():
+    loaded = parse_map([b"User@Example.COM Value\n", b"user@example.com other\n"], fold_case=True)
+    assert loaded.entries == {b"user@example.com": b"Value"}
+    assert len(loaded.problems) == 1
+
+
+def test_load_map_and_its_errors(tmp_path):
+    path = tmp_path / "aliases.map"
+    path.write_bytes(b"a 1\nb 2\n")
+    assert load_map(path).entries == {b"a": b"1", b"b": b"2"}
+    assert map_name(path) == "aliases"
+    assert map_name("/etc/postfix/transport") == "transport"
+    with pytest.raises(MapFileError, match="cannot read map file"):
+        load_map(tmp_path / "missing.map")
+    with pytest.raises(MapFileError):
+        load_map(tmp_path)  # a directory
+    if os.geteuid() != 0:  # root reads anything
+        path.chmod(0)
+        with pytest.raises(MapFileError):
+            load_map(path)
+
+
+def test_a_big_map(tmp_path):
+    path = tmp_path / "big.map"
+    path.write_bytes(b"".join(b"key%d value%d\n" % (i, i) for i in range(100_000)))
+    entries = load_map(path).entries
+    assert len(entries) == 100_000 and entries[b"key99999"] == b"value99999"
