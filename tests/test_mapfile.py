@@ -33,9 +33,17 @@ def test_keys_values_comments_blank_lines():
     assert loaded.problems == []
 
 
-def test_continuation_lines_join_the_logical_line():
-    loaded = parse_map(lines(b"list a,\n  b,\n\tc\nnext 1\n"))
-    assert loaded.entries == {b"list": b"a, b, c", b"next": b"1"}
+def test_continuation_lines_join_the_logical_line_as_postmap_joins_them():
+    # newline dropped, the continuation's leading whitespace kept; blank and comment
+    # lines in between do not end the logical line (as observed with Postfix 3.7)
+    loaded = parse_map(lines(b"list a,\n  b,\n\n# note\n\tc\nnext 1\n"))
+    assert loaded.entries == {b"list": b"a,  b,\tc", b"next": b"1"}
+
+
+def test_quoted_keys_may_hold_whitespace():
+    loaded = parse_map(lines(b'"two words" v1\n"tab\there" v2\n"q\\"uote\\\\" v3\n"open v4\n'))
+    assert loaded.entries == {b"two words": b"v1", b"tab\there": b"v2", b'q"uote\\': b"v3"}
+    assert len(loaded.problems) == 1 and "unbalanced" in loaded.problems[0].message
 
 
 def test_a_value_may_start_on_a_continuation_line():
@@ -46,7 +54,7 @@ def test_problems_are_reported_and_skipped():
     loaded = parse_map(lines(b"  orphan continuation\nlonely\na 1\na 2\nb 3\n"))
     assert loaded.entries == {b"a": b"1", b"b": b"3"}
     assert [problem.line for problem in loaded.problems] == [1, 2, 4]
-    assert "continuation" in loaded.problems[0].message
+    assert "must not start with whitespace" in loaded.problems[0].message
     assert "key whitespace value" in loaded.problems[1].message
     assert "duplicate" in loaded.problems[2].message
 

@@ -79,6 +79,7 @@ def test_tcp_replies():
     assert m.tcp_found(b"smtp:[mx.example.com] 100%") == b"200 smtp:[mx.example.com]%20100%25\n"
     assert m.tcp_found("café") == b"200 caf%C3%A9\n"
     assert m.tcp_reply(m.NOT_FOUND) == b"500 \n"
+    assert m.tcp_found(b"") == b"500 \n"  # Postfix: an empty result "is not allowed"
     assert m.tcp_error(ValueError("naïve\nreason")) == b"400 na%C3%AFve%0Areason\n"
 
 
@@ -117,7 +118,7 @@ def test_socketmap_requests():
 
 def test_socketmap_replies_and_limit():
     assert m.socketmap_found(b"value 100%") == b"13:OK value 100%,"
-    assert m.socketmap_found(None) == b"9:NOTFOUND ,"
+    assert m.socketmap_found(None) == m.socketmap_found(b"") == b"9:NOTFOUND ,"
     assert m.socketmap_error("down\nnow") == b"13:TEMP down now,"
     assert m.socketmap_error(b"bad", b"PERM") == b"8:PERM bad,"
     fits = b"v" * (m.SOCKETMAP_REPLY_LIMIT - 3)

@@ -1,16 +1,23 @@
 """Map files in the text format postmap(1) reads, for ``txframe serve-map``.
 
-A logical line starts with non-whitespace text; a line that starts with whitespace
-continues it. Empty lines, whitespace-only lines and lines whose first non-whitespace
-character is ``#`` are ignored. A logical line is ``key whitespace value``: the key up
-to the first whitespace, the value the rest with surrounding whitespace removed. Like
-postmap, a line without a value is reported and skipped, and of duplicate keys the
-first is kept (the others reported). Keys and values are bytes, as in the file.
+As postmap reads them (checked against Postfix 3.7): a logical line starts with
+non-whitespace text; a line that starts with whitespace continues it (its newline
+dropped, its leading whitespace kept), and empty or comment lines in between do not
+end it. Empty lines, whitespace-only lines and lines whose first non-whitespace
+character is ``#`` are ignored. A logical line is ``key whitespace value``, both with
+surrounding whitespace removed. A line without a value is reported and skipped; of
+duplicate keys the first is kept (the others reported).
+
+One difference: a key in double quotes (``"two words" value``, with ``\\"`` and
+``\\\\`` inside) is stored without its quotes, so that keys with whitespace can be
+looked up (postmap keeps the quotes in the key). Keys and values are bytes, as in the
+file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable, NamedTuple
 
 
@@ -41,21 +48,23 @@ def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
     def finish() -> None:
         if not logical:
             return
-        parts = b" ".join(logical).split(None, 1)
-        key = parts[0]
-        value = parts[1].strip() if len(parts) > 1 else b""
+        text = b"".join(logical).strip()
+        logical.clear()
+        try:
+            key, value = _split_entry(text)
+        except ValueError as error:
+            problems.append(Problem(start, str(error)))
+            return
         if not value:
             problems.append(Problem(start, "expected format: key whitespace value"))
+            return
+        if fold_case:
+            key = key.lower()
+        if key in entries:
+            problems.append(Problem(start, f"duplicate entry: {key!r} (the first is kept)"))
         else:
-            if fold_case:
-                key = key.lower()
-            if key in entries:
-                problems.append(Problem(start, f"duplicate entry: {key!r} (the first is kept)"))
-            else:
-                entries[key] = value
-        logical.clear()
+            entries[key] = value
 
-    number = 0
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip(b"\r\n")
         stripped = line.strip()
@@ -63,15 +72,33 @@ def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
             continue
         if line[:1].isspace():
             if logical:
-                logical.append(stripped)
+                logical.append(line)
             else:
-                problems.append(Problem(number, "continuation line without a line to continue"))
+                problems.append(Problem(number, "logical line must not start with whitespace"))
             continue
         finish()
         start = number
-        logical.append(stripped)
+        logical.append(line)
     finish()
     return LoadedMap(entries, problems)
+
+
+_QUOTED_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+
+
+def _split_entry(text: bytes) -> tuple[bytes, bytes]:
+    """(key, value) of a logical line; a double-quoted key is unquoted."""
+    if text.startswith(b'"'):
+        match = _QUOTED_KEY.match(text)
+        if match is None:
+            raise ValueError("unbalanced '\"' in the key: line ignored")
+        key = re.sub(rb"\\(.)", rb"\1", match.group(1))
+        rest = text[match.end() :]
+        if rest and not rest[:1].isspace():
+            raise ValueError("expected whitespace after the quoted key: line ignored")
+        return key, rest.strip()
+    parts = text.split(None, 1)
+    return parts[0], parts[1].strip() if len(parts) > 1 else b""
 
 
 def load_map(path: str | os.PathLike[str], fold_case: bool = False) -> LoadedMap:

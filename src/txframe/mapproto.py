@@ -115,8 +115,11 @@ def tcp_reply(code: int, text: Any = b"") -> bytes:
 
 
 def tcp_found(value: Any) -> bytes:
-    """The reply for a value found: ``200 <value>``, or a ``400`` if the encoded value
-    would pass Postfix's 4,096-byte reply limit (Postfix would reject the reply)."""
+    """The reply for a value found: ``200 <value>``; ``500`` for an empty value (Postfix
+    warns that an empty result "is not allowed"); a ``400`` if the encoded value would
+    pass Postfix's 4,096-byte reply limit (Postfix would reject the reply)."""
+    if not value:
+        return tcp_reply(NOT_FOUND)
     line = tcp_reply(FOUND, value)
     if len(line) > TCP_REPLY_LIMIT:
         return tcp_reply(TRY_AGAIN, b"value too long for a tcp_table reply")
@@ -174,8 +177,9 @@ def socketmap_reply(status: bytes, data: Any = b"", limit: int = SOCKETMAP_REPLY
 
 
 def socketmap_found(value: bytes | None, limit: int = SOCKETMAP_REPLY_LIMIT) -> bytes:
-    """``OK value``, or ``NOTFOUND `` for None."""
-    if value is None:
+    """``OK value``, or ``NOTFOUND `` for None or an empty value (which Postfix warns
+    is not allowed)."""
+    if not value:
         return socketmap_reply(b"NOTFOUND")
     return socketmap_reply(b"OK", value, limit)
 
