@@ -1,0 +1,582 @@
+"""Drop-in replacement for :mod:`twisted.protocols.postfix`, and a socketmap server.
+
+``PostfixTCPMapServer`` and its two factories keep Twisted's names and API (the
+factory's ``get(key)`` returns a value, ``None`` or a Deferred) and speak tcp_table(5)
+correctly: keys are %XX-decoded, every request gets exactly one reply, in request
+order, whatever the factory returns or raises, and no reply passes Postfix's
+4,096-byte limit. ``PostfixSocketmapServer`` and its factories serve several named
+maps over socketmap_table(5), the protocol of current Postfix map helpers.
+
+The rules of both protocols live in :mod:`txframe.mapproto`, shared with the asyncio
+servers of ``txframe serve-map``; the bytes are split by txframe's line and netstring
+framers. See the README's "Differences from Twisted".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import UserDict
+from collections.abc import Mapping
+from types import CoroutineType
+from typing import Any, Union
+
+from twisted.internet import defer, error, protocol
+from twisted.logger import Logger, LogLevel
+from twisted.protocols import policies
+from twisted.python.failure import Failure
+
+from . import basic, mapproto
+from .mapproto import MalformedRequest, quote, unquote
+
+__all__ = [
+    "MalformedRequest",
+    "PostfixMapError",
+    "PostfixSocketmapDeferringDictServerFactory",
+    "PostfixSocketmapDictServerFactory",
+    "PostfixSocketmapServer",
+    "PostfixTCPMapDeferringDictServerFactory",
+    "PostfixTCPMapDictServerFactory",
+    "PostfixTCPMapServer",
+    "UnknownMapError",
+    "quote",
+    "unquote",
+]
+
+_log = Logger()
+
+# Reply text tcp_table lets a server send unencoded (no "%", no newline) and Postfix
+# reads back unchanged: printable ASCII and space, but not "%".
+_PLAIN_TEXT = re.compile(rb"[ !-$&-~]*")
+_TEXT_LIMIT = mapproto.TCP_REPLY_LIMIT - len(b"400 \n")
+_TIMEOUTS = (TimeoutError, defer.TimeoutError, error.TimeoutError)
+
+
+class PostfixMapError(Exception):
+    """Raise this (or fail with it) from a factory's ``get`` to answer with an error
+    of your choice, without it being logged as a failure of the lookup.
+
+    A tcp_table client gets ``400 <reason>``; a socketmap client ``<status> <reason>``
+    with *status* ``b"TEMP"`` (the default), ``b"TIMEOUT"`` or ``b"PERM"``.
+    """
+
+    status = b"TEMP"
+
+    def __init__(self, reason: Any = "", status: bytes | None = None) -> None:
+        if isinstance(reason, (bytes, bytearray)):
+            reason = bytes(reason).decode("utf-8", "replace")
+        super().__init__(reason)
+        if status is not None:
+            if status not in (b"TEMP", b"TIMEOUT", b"PERM"):
+                raise ValueError(f"status must be TEMP, TIMEOUT or PERM, not {status!r}")
+            self.status = status
+
+
+class UnknownMapError(PostfixMapError):
+    """A socketmap request named a map the factory does not serve (a ``PERM`` reply:
+    Postfix reports it as a configuration error rather than a miss)."""
+
+    status = b"PERM"
+
+    def __init__(self, name: bytes) -> None:
+        super().__init__(b"unknown map name: " + bytes(name))
+
+
+def _tcp_text(code: int, reason: Any) -> bytes:
+    """A reply line for *code* with a human-readable *reason*: sent as it is when
+    tcp_table allows that (printable ASCII, no ``%``), as Twisted sends its messages;
+    else %XX-encoded. Cut to fit Postfix's reply limit either way."""
+    if isinstance(reason, str):
+        reason = reason.encode("utf-8", "replace")
+    if _PLAIN_TEXT.fullmatch(reason):
+        return b"%d %b\n" % (code, reason[:_TEXT_LIMIT])
+    # Each byte may become three; the cut is made before encoding, so a %XX is never
+    # split.
+    return mapproto.tcp_reply(code, reason[: _TEXT_LIMIT // 3])
+
+
+def _message(failure: Failure) -> str:
+    """What a failed lookup reports: its message, or the exception's name."""
+    return failure.getErrorMessage() or getattr(failure.type, "__name__", "error")
+
+
+def _as_deferred(result: Any) -> defer.Deferred | None:
+    """*result* as a Deferred if it is one, a Failure or a coroutine, else None (a
+    value, to answer at once)."""
+    if isinstance(result, defer.Deferred):
+        return result
+    if isinstance(result, Failure):
+        return defer.fail(result)
+    if isinstance(result, CoroutineType):
+        return defer.Deferred.fromCoroutine(result)
+    return None
+
+
+class _Replies:
+    """What both map servers share: replies in request order, however their
+    lookups complete; closing once the replies before a fatal error are out; not
+    reading more while ``MAX_PENDING`` lookups are outstanding; an idle timeout
+    that is off by default and never fires while a reply is outstanding.
+
+    Replies go straight to the transport while nothing is waiting (the common case:
+    a lookup answered at once); an :class:`~txframe.mapproto.InOrder` is made when a
+    lookup returns a Deferred.
+    """
+
+    #: Seconds without a request before the connection is closed; None (the
+    #: default): never, as Postfix keeps its map connections open.
+    timeout: float | None = None
+    #: Stop reading while this many replies are outstanding (lookups that returned
+    #: Deferreds); read again when half of them are sent.
+    MAX_PENDING = 1000
+
+    transport: Any
+    _CLOSE_GRACE = 10  # seconds a half-closed connection is read for
+    _order: mapproto.InOrder | None = None
+    _lost = False
+    _closing = False
+    _heldBack = False
+
+    # TimeoutMixin's (in the classes below)
+    timeOut: Any
+    setTimeout: Any
+    resetTimeout: Any
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[misc]
+        self.setTimeout(self.timeout)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._lost = True
+        self.setTimeout(None)  # Twisted's leaves its timer running
+        super().connectionLost(reason)  # type: ignore[misc]
+
+    def timeoutConnection(self) -> None:
+        """The connection was idle for ``timeOut`` seconds: close it, unless a reply is
+        still outstanding (then wait another period)."""
+        if self._order:
+            self.setTimeout(self.timeOut)
+            return
+        super().timeoutConnection()  # type: ignore[misc]
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if not self._lost:
+            self.transport.write(data)
+
+    def _send(self, reply: bytes) -> None:
+        """Send the reply to the latest request: now, or after the earlier replies."""
+        order = self._order
+        if order:
+            order.send_now(reply)
+        elif not self._lost:
+            self.transport.write(reply)
+
+    def _wait(self, result: defer.Deferred, *args: Any) -> None:
+        """Reserve the latest request's place in the replies and answer when *result*
+        fires."""
+        order = self._order
+        if order is None:
+            order = self._order = mapproto.InOrder(self._write)
+        place = order.reserve()
+        result.addCallbacks(self._found, self._failed, callbackArgs=args, errbackArgs=args)
+        result.addErrback(self._internalError)
+        result.addCallback(self._fill, place)
+        result.addErrback(self._unsent)
+        if len(order) >= self.MAX_PENDING and not self._heldBack and not self._lost:
+            self._heldBack = True
+            self.pauseProducing()  # type: ignore[attr-defined]
+
+    def _fill(self, reply: bytes, place: int) -> None:
+        order = self._order
+        assert order is not None
+        order.fill(place, reply)
+        if self._closing and not order:
+            self._close()
+        elif self._heldBack and len(order) <= self.MAX_PENDING // 2:
+            self._heldBack = False
+            if not self._lost:
+                self.resumeProducing()  # type: ignore[attr-defined]
+        if self.timeOut is not None:
+            self.resetTimeout()
+
+    def _internalError(self, failure: Failure) -> bytes:
+        _log.failure("map server: formatting a reply failed", failure, LogLevel.error)
+        return self._errorReply("internal error")
+
+    def _unsent(self, failure: Failure) -> None:
+        _log.failure("map server: sending a reply failed", failure, LogLevel.error)
+
+    # -- closing ---------------------------------------------------------------------
+
+    def _closeWhenDone(self) -> None:
+        """Close once every reply up to now is sent; read nothing more meanwhile."""
+        self._closing = True
+        if not self._order:
+            self._close()
+
+    def _close(self) -> None:
+        transport = self.transport
+        if transport is None or self._lost:
+            return
+        # Close our side only where we can, and keep reading (and disregarding) until
+        # the client closes: closing with its data unread would reset the connection,
+        # and a client still writing a long request might never read our reply.
+        half_close = getattr(transport, "loseWriteConnection", None)
+        if half_close is not None:
+            half_close()
+            # ... for a while: then the idle timeout closes the connection.
+            self.setTimeout(min(self.timeOut or self._CLOSE_GRACE, self._CLOSE_GRACE))
+        else:
+            transport.loseConnection()
+
+    # -- per protocol ----------------------------------------------------------------
+
+    def _found(self, value: Any, *args: Any) -> bytes:
+        raise NotImplementedError
+
+    def _failed(self, failure: Failure, *args: Any) -> bytes:
+        raise NotImplementedError
+
+    def _errorReply(self, reason: Any) -> bytes:
+        raise NotImplementedError
+
+
+# -- tcp_table ---------------------------------------------------------------------------
+
+
+class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
+    """Postfix's tcp_table(5) protocol, server side.
+
+    Each ``get <key>`` request is answered from ``self.factory.get(key)`` (the key
+    %XX-decoded): a value (bytes, or text sent as UTF-8) is found, ``None`` is not
+    found, and a Deferred (or coroutine) is waited for; an exception or failure is a
+    ``400`` reply with its message. Replies leave in request order. Try it with
+    Postfix's postmap::
+
+        postmap -q KEY tcp:localhost:4242
+
+    Other commands are methods ``do_<command>(params)``, given the rest of the request
+    line (still encoded) or ``None``; answer them with :meth:`sendCode`.
+    """
+
+    delimiter = b"\n"
+    #: The longest request line (without its newline): ``get`` and a key of up to
+    #: socketmap's query limit (10,000 bytes) even if every byte is %XX-encoded.
+    #: Postfix sends keys of any length, but those it looks up in practice --
+    #: addresses and domains, from SMTP command lines of at most 2,048 bytes -- are
+    #: far shorter. A longer line gets a 400 reply (Postfix then reports a temporary
+    #: lookup error) and is skipped; the connection stays up.
+    MAX_LENGTH = len(b"get ") + 3 * mapproto.SOCKETMAP_QUERY_LIMIT
+
+    _skipCarry = b""
+
+    def sendCode(self, code: Any, message: Any = b"") -> None:
+        """Send a reply: *code* and *message*, which is sent as it is (a value must
+        already be encoded with :func:`quote`), except that CR and LF are %XX-encoded
+        so that the reply stays one line. Text is sent as UTF-8.
+
+        Called while a ``do_`` method runs, it answers that request, after any
+        earlier replies still outstanding.
+        """
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        if b"\n" in message or b"\r" in message:
+            message = message.replace(b"\r", b"%0D").replace(b"\n", b"%0A")
+        self._send(str(code).encode("ascii") + b" " + message + b"\n")
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.timeOut is not None:
+            self.resetTimeout()
+        if line.endswith(b"\r"):  # a person at a terminal
+            line = line[:-1]
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            command, params = parts
+        elif parts:
+            command = parts[0]
+            # "get " is a request for the empty key (Postfix sends that); "get" has
+            # no key at all.
+            params = None if line.endswith(command) else b""
+        else:
+            command, params = b"", None
+        try:
+            handler = getattr(self, "do_" + command.decode("ascii"))
+        except (UnicodeDecodeError, AttributeError):
+            self.sendCode(400, b"unknown command")
+            return
+        try:
+            handler(params)
+        except Exception as e:
+            name = command.decode("ascii")
+            self._send(_tcp_text(400, f"Command {name} failed: {e}"))
+
+    def do_get(self, key: bytes | None) -> None:
+        """Look up *key* (the request's encoded parameter) and answer."""
+        if key is None:
+            self.sendCode(400, b"Command 'get' takes 1 parameters.")
+            return
+        words = key.split()
+        try:
+            key = mapproto.tcp_key(mapproto.TcpRequest(b"get", tuple(words))) if words else b""
+        except MalformedRequest as e:
+            self._send(_tcp_text(400, str(e)))
+            return
+        try:
+            value = self.factory.get(key)
+        except Exception:
+            self._send(self._failed(Failure(), key))
+            return
+        if value is None or type(value) is bytes:  # the common case first
+            self._send(self._found(value, key))
+            return
+        waiting = _as_deferred(value)
+        if waiting is None:
+            self._send(self._found(value, key))
+        else:
+            self._wait(waiting, key)
+
+    def do_put(self, keyAndValue: bytes | None) -> None:
+        """``put`` is not implemented (tcp_table(5) documents it so): ``500``."""
+        if keyAndValue is None or len(keyAndValue.split(None, 1)) < 2:
+            self.sendCode(400, b"Command 'put' takes 2 parameters.")
+        else:
+            self.sendCode(500, b"put is not implemented yet.")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request line longer than ``MAX_LENGTH``: answer ``400`` and skip it."""
+        _log.warn("tcp_table request line longer than {limit} bytes", limit=self.MAX_LENGTH)
+        self._send(b"400 request line too long\n")
+        delimiter = self.delimiter
+        end = line.find(delimiter)
+        if end < 0:  # the line goes on: skip to its end
+            self._skipCarry = line[len(line) - len(delimiter) + 1 :] if len(delimiter) > 1 else b""
+            self.setRawMode()
+        elif end + len(delimiter) < len(line):
+            # Requests sent behind it without waiting (Postfix never does): the framer
+            # has handed them over with the long line, and cannot take them back.
+            self.setRawMode()
+            self._closeWhenDone()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        """The rest of a request line that was too long: skipped."""
+        if self._closing:
+            return
+        delimiter = self.delimiter
+        if self._skipCarry:
+            data = self._skipCarry + data
+        end = data.find(delimiter)
+        if end < 0:
+            self._skipCarry = data[len(data) - len(delimiter) + 1 :] if len(delimiter) > 1 else b""
+            return
+        self._skipCarry = b""
+        self.setLineMode(data[end + len(delimiter) :])
+
+    # -- replies ---------------------------------------------------------------------
+
+    def _found(self, value: Any, key: bytes) -> bytes:
+        if value is None:
+            return b"500 \n"
+        try:
+            data = mapproto.as_value(value)
+        except TypeError as e:
+            _log.error("tcp_table lookup of {key!r}: {why}", key=key, why=str(e))
+            return _tcp_text(400, str(e))
+        assert data is not None
+        reply = mapproto.tcp_found(data)  # an empty value is not found (500)
+        if reply[:1] == b"4":
+            reply = b"400 value too long for a tcp_table reply\n"
+            _log.error(
+                "tcp_table lookup of {key!r}: the value ({size} bytes) does not fit in a"
+                " reply of {limit} bytes",
+                key=key,
+                size=len(data),
+                limit=mapproto.TCP_REPLY_LIMIT,
+            )
+        return reply
+
+    def _failed(self, failure: Failure, key: bytes) -> bytes:
+        if not failure.check(PostfixMapError):
+            _log.failure("tcp_table lookup of {key!r} failed", failure, LogLevel.error, key=key)
+        return _tcp_text(400, _message(failure))
+
+    def _errorReply(self, reason: Any) -> bytes:
+        return _tcp_text(400, reason)
+
+
+_PostfixTCPMapDict = UserDict[bytes, Union[str, bytes]]
+
+
+class PostfixTCPMapDictServerFactory(_PostfixTCPMapDict, protocol.ServerFactory):
+    """A factory for :class:`PostfixTCPMapServer` that serves itself: a dict of
+    bytes keys to values (bytes, or text sent as UTF-8)."""
+
+    protocol = PostfixTCPMapServer
+
+    def __repr__(self) -> str:
+        # Not the whole map: Twisted logs the factory's repr when it starts and stops.
+        return f"<{type(self).__name__} of {len(self)} keys>"
+
+
+class PostfixTCPMapDeferringDictServerFactory(protocol.ServerFactory):
+    """A factory for :class:`PostfixTCPMapServer` serving the dict ``data``, whose
+    ``get`` returns Deferreds."""
+
+    protocol = PostfixTCPMapServer
+
+    def __init__(self, data: Mapping[bytes, Any] | None = None) -> None:
+        self.data: dict[bytes, Any] = {}
+        if data is not None:
+            self.data.update(data)
+
+    def get(self, key: bytes) -> defer.Deferred:
+        return defer.succeed(self.data.get(key))
+
+
+# -- socketmap ---------------------------------------------------------------------------
+
+
+class PostfixSocketmapServer(_Replies, basic.NetstringReceiver, policies.TimeoutMixin):
+    """Postfix's socketmap_table(5) protocol, server side: several named maps on one
+    listener.
+
+    Each request ``<name> <key>`` is answered from ``self.factory.get(name, key)``,
+    which returns a value (bytes, or text sent as UTF-8), ``None`` (``NOTFOUND``) or a
+    Deferred (or coroutine) of one. A :class:`PostfixMapError` chooses the error reply
+    (:class:`UnknownMapError`: ``PERM``); a timeout is ``TIMEOUT``, any other
+    exception ``TEMP``, with its message. Replies leave in request order. Try it
+    with::
+
+        postmap -q KEY socketmap:inet:localhost:4243:NAME
+
+    A request longer than ``MAX_LENGTH`` or a malformed netstring gets a ``PERM``
+    reply, after which the connection is closed.
+    """
+
+    #: The longest request (name, space and key) accepted: Postfix's query limit.
+    MAX_LENGTH = mapproto.SOCKETMAP_QUERY_LIMIT
+    #: The longest reply (without the netstring framing) Postfix accepts: a value
+    #: that does not fit is a ``PERM`` reply, and logged.
+    replyLimit = mapproto.SOCKETMAP_REPLY_LIMIT
+
+    def sendReply(self, status: bytes, data: Any = b"") -> None:
+        """Send a reply ``<status> <data>`` (text as UTF-8), after any earlier replies
+        still outstanding."""
+        self._send(mapproto.socketmap_reply(status, data, self.replyLimit))
+
+    def stringReceived(self, request: bytes) -> None:
+        if self.timeOut is not None:
+            self.resetTimeout()
+        if self._closing:
+            return
+        try:
+            name, key = mapproto.parse_socketmap_request(request)
+        except MalformedRequest as e:
+            self._send(mapproto.socketmap_error(str(e), b"PERM"))
+            return
+        try:
+            value = self.factory.get(name, key)
+        except Exception:
+            self._send(self._failed(Failure(), name, key))
+            return
+        if value is None or type(value) is bytes:  # the common case first
+            self._send(self._found(value, name, key))
+            return
+        waiting = _as_deferred(value)
+        if waiting is None:
+            self._send(self._found(value, name, key))
+        else:
+            self._wait(waiting, name, key)
+
+    def netstringParseError(self, reason: Any) -> None:
+        """A malformed or too long request: a ``PERM`` reply, then the connection is
+        closed (the stream cannot be followed any more)."""
+        self.brokenPeer = 1
+        if "longer than the maximum" in str(reason):
+            why = b"request longer than %d bytes" % (self.MAX_LENGTH,)
+        else:
+            why = b"malformed netstring"
+        _log.warn("socketmap: {why}; closing the connection", why=why.decode())
+        self._send(mapproto.socketmap_error(why, b"PERM"))
+        self._closeWhenDone()
+
+    # -- replies ---------------------------------------------------------------------
+
+    def _found(self, value: Any, name: bytes, key: bytes) -> bytes:
+        try:
+            data = mapproto.as_value(value)
+        except TypeError as e:
+            _log.error(
+                "socketmap lookup of {key!r} in {name!r}: {why}", key=key, name=name, why=str(e)
+            )
+            return mapproto.socketmap_error(str(e))
+        reply = mapproto.socketmap_found(data, self.replyLimit)  # b"": NOTFOUND
+        if reply.split(b":", 1)[1][:4] == b"PERM":
+            _log.error(
+                "socketmap lookup of {key!r} in {name!r}: the value ({size} bytes) does"
+                " not fit in a reply of {limit} bytes",
+                key=key,
+                name=name,
+                size=len(data),
+                limit=self.replyLimit,
+            )
+        return reply
+
+    def _failed(self, failure: Failure, name: bytes, key: bytes) -> bytes:
+        if failure.check(PostfixMapError):
+            status = failure.value.status
+        else:
+            _log.failure(
+                "socketmap lookup of {key!r} in {name!r} failed",
+                failure,
+                LogLevel.error,
+                key=key,
+                name=name,
+            )
+            status = b"TIMEOUT" if failure.check(*_TIMEOUTS) else b"TEMP"
+        return mapproto.socketmap_error(_message(failure), status)
+
+    def _errorReply(self, reason: Any) -> bytes:
+        return mapproto.socketmap_error(reason)
+
+
+def _map_names(maps: Mapping[Any, Any] | None) -> dict[bytes, Any]:
+    """*maps* with its names as bytes (text names are taken as UTF-8)."""
+    if maps is None:
+        return {}
+    return {
+        (name.encode("utf-8") if isinstance(name, str) else bytes(name)): table
+        for name, table in maps.items()
+    }
+
+
+class PostfixSocketmapDictServerFactory(protocol.ServerFactory):
+    """A factory for :class:`PostfixSocketmapServer` serving ``maps``: a dict of map
+    names (bytes; text names are converted) to dicts of bytes keys to values.
+
+    The socketmap counterpart of :class:`PostfixTCPMapDictServerFactory`; ``maps``
+    may be changed (or replaced) at any time.
+    """
+
+    protocol = PostfixSocketmapServer
+
+    def __init__(self, maps: Mapping[Any, Mapping[bytes, Any]] | None = None) -> None:
+        self.maps: dict[bytes, Mapping[bytes, Any]] = _map_names(maps)
+
+    def get(self, name: bytes, key: bytes) -> Any:
+        """The value of *key* in the map *name*, or None.
+
+        :raises UnknownMapError: if there is no map *name*.
+        """
+        table = self.maps.get(name)
+        if table is None:
+            raise UnknownMapError(name)
+        return table.get(key)
+
+
+class PostfixSocketmapDeferringDictServerFactory(PostfixSocketmapDictServerFactory):
+    """:class:`PostfixSocketmapDictServerFactory` whose ``get`` returns Deferreds (the
+    socketmap counterpart of :class:`PostfixTCPMapDeferringDictServerFactory`)."""
+
+    def get(self, name: bytes, key: bytes) -> defer.Deferred:
+        return defer.maybeDeferred(super().get, name, key)
