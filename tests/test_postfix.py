@@ -679,7 +679,7 @@ def test_unknown_commands(servers, line, sizes):
 def test_malformed_escapes(servers, key):
     factory = Recorder({b"ok": b"yes"})
     out = run(servers.TCP, factory, b"get " + key + b"\nget ok\n", 1)
-    assert replies(out) == [(b"400", b"malformed %-escape"), (b"200", b"yes")]
+    assert replies(out) == [(b"400", b"malformed hex escape"), (b"200", b"yes")]
     assert factory.asked == [b"ok"]
 
 

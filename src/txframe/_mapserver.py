@@ -23,6 +23,10 @@ from typing import Any, Callable, Iterable
 from .framing import LineFramer, NetstringFramer, Setting
 from .mapproto import (
     NOT_FOUND,
+    PUT_ARITY,
+    PUT_NOT_IMPLEMENTED,
+    REQUEST_TOO_LONG,
+    UNKNOWN_COMMAND,
     SOCKETMAP_QUERY_LIMIT,
     SOCKETMAP_REPLY_LIMIT,
     MalformedRequest,
@@ -366,14 +370,14 @@ class TcpTableProtocol(_MapProtocol):
                 return self._error(tcp_error(error))
         if request.command == b"put":
             if len(request.params) < 2:
-                return self._error(tcp_error("Command 'put' takes 2 parameters."))
+                return self._error(tcp_error(PUT_ARITY))
             # tcp_table(5): not implemented. Twisted's answer: a permanent failure.
-            return self._error(tcp_reply(NOT_FOUND, b"put is not implemented"))
-        return self._error(tcp_error("unknown command"))
+            return self._error(tcp_reply(NOT_FOUND, PUT_NOT_IMPLEMENTED))
+        return self._error(tcp_error(UNKNOWN_COMMAND))
 
     def lineLengthExceeded(self, line: bytes) -> None:
         log.debug("tcp_table request line over %d bytes: closing", self.MAX_LENGTH)
-        self._error(tcp_error("request too long"))
+        self._error(tcp_error(REQUEST_TOO_LONG))
         self.close()
 
 

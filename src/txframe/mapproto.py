@@ -27,14 +27,24 @@ SOCKETMAP_REPLY_LIMIT = 100_000
 SOCKETMAP_QUERY_LIMIT = 10_000
 
 FOUND, NOT_FOUND, TRY_AGAIN = 200, 500, 400
-# A reason this long stays within the reply limit however it is encoded (3 bytes each).
-_REASON_LIMIT = (TCP_REPLY_LIMIT - 8) // 3
+# Reply text sent as it is: printable ASCII and space, no "%" (Postfix reads it back
+# unchanged); the longest that fits, and the longest that fits however it is encoded.
+_PLAIN_TEXT = re.compile(rb"[ !-$&-~]*")
+_TEXT_LIMIT = TCP_REPLY_LIMIT - len(b"400 \n")
+_REASON_LIMIT = _TEXT_LIMIT // 3
 
 # What Postfix's hex_quote() leaves alone: printable ASCII but % and space.
 _PLAIN = frozenset(range(0x21, 0x7F)) - {0x25}
 _QUOTED = [bytes([n]) if n in _PLAIN else b"%%%02X" % n for n in range(256)]
 _NEEDS_QUOTING = re.compile(rb"[^!-$&-~]")
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})|%%")
+
+
+# What both servers answer (Twisted's words where Twisted has them).
+UNKNOWN_COMMAND = b"unknown command"
+PUT_ARITY = b"Command 'put' takes 2 parameters."
+PUT_NOT_IMPLEMENTED = b"put is not implemented yet."  # a 500: tcp_table(5) rejects put
+REQUEST_TOO_LONG = b"request line too long"
 
 
 class MalformedRequest(ValueError):
@@ -53,7 +63,7 @@ def quote(data: Any) -> bytes:
 
 
 def unquote(data: Any) -> bytes:
-    """Undo :func:`quote` (either hex case; ``%%`` is ``%``, as Postfix reads it).
+    """Undo :func:`quote` (either hex case; ``%%`` is read as ``%``, leniently).
 
     :raises MalformedRequest: for a ``%`` not followed by two hex digits or ``%``.
     """
@@ -67,14 +77,14 @@ def unquote(data: Any) -> bytes:
     for match in _ESCAPE.finditer(data):
         text = data[pos : match.start()]
         if b"%" in text:
-            raise MalformedRequest("malformed %-escape")
+            raise MalformedRequest("malformed hex escape")
         out.append(text)
         digits = match.group(1)
         out.append(b"%" if digits is None else bytes([int(digits, 16)]))
         pos = match.end()
     rest = data[pos:]
     if b"%" in rest:
-        raise MalformedRequest("malformed %-escape")
+        raise MalformedRequest("malformed hex escape")
     out.append(rest)
     return b"".join(out)
 
@@ -91,10 +101,17 @@ class TcpRequest(NamedTuple):
 
 
 def parse_tcp_request(line: bytes) -> TcpRequest:
-    """Split a request line (without its newline; a trailing ``\\r`` is dropped)."""
-    words = line.rstrip(b"\r").split()
+    """Split a request line (without its newline; a trailing ``\\r`` is dropped).
+
+    ``get SPACE`` with nothing after it is Postfix's request for the empty key: its one
+    parameter is ``b""``.
+    """
+    line = line.rstrip(b"\r")
+    words = line.split()
     if not words:
         return TcpRequest(b"", ())
+    if len(words) == 1 and len(line) > len(words[0]) and line.startswith(words[0]):
+        return TcpRequest(words[0], (b"",))
     return TcpRequest(words[0], tuple(words[1:]))
 
 
@@ -109,9 +126,15 @@ def tcp_key(request: TcpRequest) -> bytes:
 
 
 def tcp_reply(code: int, text: Any = b"") -> bytes:
-    """One reply line, newline included. *text* is %XX-encoded (bytes, or text as
-    UTF-8) so that the line stays one line of printable ASCII."""
-    return b"%d %b\n" % (code, quote(text))
+    """One reply line, newline included, for a status *code* and a human-readable
+    *text* (bytes, or text as UTF-8): sent as it is when tcp_table allows that
+    (printable ASCII and space, no ``%``), as Twisted sends its messages, else
+    %XX-encoded; cut to fit Postfix's reply limit either way."""
+    if isinstance(text, str):
+        text = text.encode("utf-8", "replace")
+    if _PLAIN_TEXT.fullmatch(text):
+        return b"%d %b\n" % (code, text[:_TEXT_LIMIT])
+    return b"%d %b\n" % (code, quote(text[:_REASON_LIMIT]))
 
 
 def tcp_found(value: Any) -> bytes:
@@ -120,7 +143,7 @@ def tcp_found(value: Any) -> bytes:
     pass Postfix's 4,096-byte reply limit (Postfix would reject the reply)."""
     if not value:
         return tcp_reply(NOT_FOUND)
-    line = tcp_reply(FOUND, value)
+    line = b"200 %b\n" % quote(value)
     if len(line) > TCP_REPLY_LIMIT:
         return tcp_reply(TRY_AGAIN, b"value too long for a tcp_table reply")
     return line
@@ -128,10 +151,8 @@ def tcp_found(value: Any) -> bytes:
 
 def tcp_error(reason: Any) -> bytes:
     """A ``400`` reply for *reason* (an exception or text), cut to fit the limit."""
-    text = reason if isinstance(reason, (bytes, str)) else str(reason)
-    if isinstance(text, str):
-        text = text.encode("utf-8", "replace")
-    return tcp_reply(TRY_AGAIN, text[:_REASON_LIMIT])
+    text = reason if isinstance(reason, (bytes, str)) else str(reason) or type(reason).__name__
+    return tcp_reply(TRY_AGAIN, text)
 
 
 def as_value(value: Any) -> bytes | None:

@@ -14,7 +14,6 @@ framers. See the README's "Differences from Twisted".
 
 from __future__ import annotations
 
-import re
 from collections import UserDict
 from collections.abc import Mapping
 from types import CoroutineType
@@ -44,10 +43,6 @@ __all__ = [
 
 _log = Logger()
 
-# Reply text tcp_table lets a server send unencoded (no "%", no newline) and Postfix
-# reads back unchanged: printable ASCII and space, but not "%".
-_PLAIN_TEXT = re.compile(rb"[ !-$&-~]*")
-_TEXT_LIMIT = mapproto.TCP_REPLY_LIMIT - len(b"400 \n")
 _TIMEOUTS = (TimeoutError, defer.TimeoutError, error.TimeoutError)
 
 
@@ -79,19 +74,6 @@ class UnknownMapError(PostfixMapError):
 
     def __init__(self, name: bytes) -> None:
         super().__init__(b"unknown map name: " + bytes(name))
-
-
-def _tcp_text(code: int, reason: Any) -> bytes:
-    """A reply line for *code* with a human-readable *reason*: sent as it is when
-    tcp_table allows that (printable ASCII, no ``%``), as Twisted sends its messages;
-    else %XX-encoded. Cut to fit Postfix's reply limit either way."""
-    if isinstance(reason, str):
-        reason = reason.encode("utf-8", "replace")
-    if _PLAIN_TEXT.fullmatch(reason):
-        return b"%d %b\n" % (code, reason[:_TEXT_LIMIT])
-    # Each byte may become three; the cut is made before encoding, so a %XX is never
-    # split.
-    return mapproto.tcp_reply(code, reason[: _TEXT_LIMIT // 3])
 
 
 def _message(failure: Failure) -> str:
@@ -303,13 +285,13 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
         try:
             handler = getattr(self, "do_" + command.decode("ascii"))
         except (UnicodeDecodeError, AttributeError):
-            self.sendCode(400, b"unknown command")
+            self.sendCode(400, mapproto.UNKNOWN_COMMAND)
             return
         try:
             handler(params)
         except Exception as e:
             name = command.decode("ascii")
-            self._send(_tcp_text(400, f"Command {name} failed: {e}"))
+            self._send(mapproto.tcp_reply(400, f"Command {name} failed: {e}"))
 
     def do_get(self, key: bytes | None) -> None:
         """Look up *key* (the request's encoded parameter) and answer."""
@@ -320,7 +302,7 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
         try:
             key = mapproto.tcp_key(mapproto.TcpRequest(b"get", tuple(words))) if words else b""
         except MalformedRequest as e:
-            self._send(_tcp_text(400, str(e)))
+            self._send(mapproto.tcp_reply(400, str(e)))
             return
         try:
             value = self.factory.get(key)
@@ -339,14 +321,14 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
     def do_put(self, keyAndValue: bytes | None) -> None:
         """``put`` is not implemented (tcp_table(5) documents it so): ``500``."""
         if keyAndValue is None or len(keyAndValue.split(None, 1)) < 2:
-            self.sendCode(400, b"Command 'put' takes 2 parameters.")
+            self.sendCode(400, mapproto.PUT_ARITY)
         else:
-            self.sendCode(500, b"put is not implemented yet.")
+            self.sendCode(500, mapproto.PUT_NOT_IMPLEMENTED)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """A request line longer than ``MAX_LENGTH``: answer ``400`` and skip it."""
         _log.warn("tcp_table request line longer than {limit} bytes", limit=self.MAX_LENGTH)
-        self._send(b"400 request line too long\n")
+        self._send(mapproto.tcp_reply(400, mapproto.REQUEST_TOO_LONG))
         delimiter = self.delimiter
         end = line.find(delimiter)
         if end < 0:  # the line goes on: skip to its end
@@ -381,7 +363,7 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
             data = mapproto.as_value(value)
         except TypeError as e:
             _log.error("tcp_table lookup of {key!r}: {why}", key=key, why=str(e))
-            return _tcp_text(400, str(e))
+            return mapproto.tcp_reply(400, str(e))
         assert data is not None
         reply = mapproto.tcp_found(data)  # an empty value is not found (500)
         if reply[:1] == b"4":
@@ -398,10 +380,10 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
     def _failed(self, failure: Failure, key: bytes) -> bytes:
         if not failure.check(PostfixMapError):
             _log.failure("tcp_table lookup of {key!r} failed", failure, LogLevel.error, key=key)
-        return _tcp_text(400, _message(failure))
+        return mapproto.tcp_reply(400, _message(failure))
 
     def _errorReply(self, reason: Any) -> bytes:
-        return _tcp_text(400, reason)
+        return mapproto.tcp_reply(400, reason)
 
 
 _PostfixTCPMapDict = UserDict[bytes, Union[str, bytes]]
