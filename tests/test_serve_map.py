@@ -154,15 +154,34 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
-class LineClient:
-    """A tcp_table client: send lines, read reply lines."""
+class Client:
+    """A client socket with what the server sent and was not read yet."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = connect(port)
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buffer = b""
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def closed(self) -> bool:
+        """Whether the server closed the connection (after any pending replies)."""
+        self.sock.settimeout(IO_TIMEOUT)
+        while True:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                return True
+            self.buffer += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class LineClient(Client):
+    """A tcp_table client: send lines, read reply lines."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(connect(port))
 
     def replies(self, count: int) -> list[bytes]:
         while self.buffer.count(b"\n") < count:
@@ -178,34 +197,19 @@ class LineClient:
         self.send(b"get " + key + b"\n")
         return self.replies(1)[0]
 
-    def closed(self) -> bool:
-        """Whether the server closed the connection (after any pending replies)."""
-        self.sock.settimeout(IO_TIMEOUT)
-        while True:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                return True
-            self.buffer += data
 
-    def close(self) -> None:
-        self.sock.close()
-
-
-class NetstringClient:
+class NetstringClient(Client):
     """A socketmap client: send netstrings, read reply payloads."""
 
     def __init__(self, port: int | None = None, unix: str | None = None) -> None:
         if unix is not None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(IO_TIMEOUT)
-            self.sock.connect(unix)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(IO_TIMEOUT)
+            sock.connect(unix)
         else:
             assert port is not None
-            self.sock = connect(port)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+            sock = connect(port)
+        super().__init__(sock)
 
     def replies(self, count: int) -> list[bytes]:
         out = []
@@ -226,16 +230,6 @@ class NetstringClient:
     def query(self, name: bytes, key: bytes) -> bytes:
         self.send(netstring(name + b" " + key))
         return self.replies(1)[0]
-
-    def closed(self) -> bool:
-        while True:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                return True
-            self.buffer += data
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def netstring(payload: bytes) -> bytes:
