@@ -43,6 +43,8 @@ from .mapproto import (
 
 log = logging.getLogger("txframe.serve_map")
 
+_PERCENT = 0x25  # "%": see mapproto._PERCENT
+
 TCP_NOT_FOUND = tcp_reply(NOT_FOUND)  # b"500 \n", as Twisted's server says it
 SOCKETMAP_NOT_FOUND = socketmap_found(None)  # b"9:NOTFOUND ,"
 
@@ -343,7 +345,7 @@ class TcpTableProtocol(_MapProtocol):
         words = line.split()
         if len(words) == 2 and words[0] == b"get":
             key = words[1]
-            if b"%" in key:
+            if _PERCENT in key:
                 try:
                     key = unquote(key)
                 except MalformedRequest as error:
