@@ -41,6 +41,8 @@ Prints Markdown (paste the tables into the README); progress goes to stderr.
                                                   # the 20 MiB string (~1.5-2.5 min more)
     python benchmarks/compare.py --json out.json  # also write the raw results
     python benchmarks/compare.py --only amp       # only the AMP workloads (~1 min)
+    python benchmarks/compare.py --only maps      # only the Postfix map servers (maps.py,
+                                                  # ~2 min; not run by default)
 
 The exit code is 0 whatever the figures (targets are informational).
 """
@@ -77,7 +79,10 @@ DEFAULT_ROUNDTRIP_ROUNDS = 5
 QUICK_ROUNDTRIP_ROUNDS = 2
 ROUNDTRIP_TIMEOUT = 600  # seconds for one amp_roundtrip.py process
 ROUNDTRIP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "amp_roundtrip.py")
-FAMILIES = ("lines", "strings", "amp")
+FAMILIES = ("lines", "strings", "amp", "maps")
+#: run when --only is not given: not "maps" (maps.py: Postfix map servers in their own
+#: processes under lock-step load, about two minutes on its own)
+DEFAULT_FAMILIES = ("lines", "strings", "amp")
 
 IMPL_LABEL = {"twisted": "Twisted", "compiled": "compiled", "pure": "pure"}
 
@@ -837,6 +842,21 @@ def report(
     return "\n".join(out) + "\n"
 
 
+def _maps_only(quick: bool, check: bool, json_path: str | None) -> int:
+    """``--only maps``: maps.py's run and report alone."""
+    import maps
+
+    text, raw = maps.run(quick=quick, check=check)
+    print(text, end="")
+    log(f"done in {raw['elapsed_seconds']:.1f} s")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump({"maps": raw}, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        log(f"raw results written to {json_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -872,9 +892,10 @@ def main(argv: list[str] | None = None) -> int:
         f"--quick {W.QUICK_ROUNDTRIP_CALLS:,})",
     )
     parser.add_argument(
-        "--only", metavar="FAMILIES", default=",".join(FAMILIES),
+        "--only", metavar="FAMILIES", default=",".join(DEFAULT_FAMILIES),
         help=f"comma-separated workload families to run, of {', '.join(FAMILIES)} "
-        "(default all; the memory measurement comes with lines)",
+        f"(default {','.join(DEFAULT_FAMILIES)}; the memory measurement comes with lines; "
+        "maps runs maps.py, the Postfix map servers, ~2 min more)",
     )
     parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
     parser.add_argument(
@@ -895,6 +916,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown or not families:
         parser.error(f"--only: unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    run_maps = "maps" in families
+    families = [f for f in families if f != "maps"]
+    if run_maps and not families:
+        return _maps_only(quick, args.check_targets, args.json)
     if "lines" not in families:
         connections = 0  # the memory measurement is of the line protocols
     rt_rounds = args.roundtrip_rounds
@@ -980,6 +1005,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
         end="",
     )
+    maps_raw = None
+    if run_maps:
+        import maps
+
+        log("Postfix map servers (maps.py) ...")
+        maps_text, maps_raw = maps.run(quick=quick, check=args.check_targets)
+        print("\n" + maps_text, end="")
     elapsed = time.perf_counter() - started
     log(f"done in {elapsed:.1f} s")
 
@@ -1035,6 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
             "linearity_strings": lin_strings,
             "memory_bytes_per_connection": memory,
             "targets": targets,
+            "maps": maps_raw,
         }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(raw, f, indent=2, ensure_ascii=False)
