@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import UserDict
 from collections.abc import Mapping
-from types import CoroutineType
 from typing import Any, Union
 
 from twisted.internet import defer, error, protocol
@@ -25,6 +24,7 @@ from twisted.protocols import policies
 from twisted.python.failure import Failure
 
 from . import basic, mapproto
+from ._replies import Replies, message
 from .mapproto import MalformedRequest, quote, unquote
 
 __all__ = [
@@ -76,158 +76,10 @@ class UnknownMapError(PostfixMapError):
         super().__init__(b"unknown map name: " + bytes(name))
 
 
-def _message(failure: Failure) -> str:
-    """What a failed lookup reports: its message, or the exception's name."""
-    return failure.getErrorMessage() or getattr(failure.type, "__name__", "error")
-
-
-def _as_deferred(result: Any) -> defer.Deferred | None:
-    """*result* as a Deferred if it is one, a Failure or a coroutine, else None (a
-    value, to answer at once)."""
-    if isinstance(result, defer.Deferred):
-        return result
-    if isinstance(result, Failure):
-        return defer.fail(result)
-    if isinstance(result, CoroutineType):
-        return defer.Deferred.fromCoroutine(result)
-    return None
-
-
-class _Replies:
-    """What both map servers share: replies in request order, however their
-    lookups complete; closing once the replies before a fatal error are out; not
-    reading more while ``MAX_PENDING`` lookups are outstanding; an idle timeout
-    that is off by default and never fires while a reply is outstanding.
-
-    Replies go straight to the transport while nothing is waiting (the common case:
-    a lookup answered at once); an :class:`~txframe.mapproto.InOrder` is made when a
-    lookup returns a Deferred.
-    """
-
-    #: Seconds without a request before the connection is closed; None (the
-    #: default): never, as Postfix keeps its map connections open.
-    timeout: float | None = None
-    #: Stop reading while this many replies are outstanding (lookups that returned
-    #: Deferreds); read again when half of them are sent.
-    MAX_PENDING = 1000
-
-    transport: Any
-    _CLOSE_GRACE = 10  # seconds a half-closed connection is read for
-    _order: mapproto.InOrder | None = None
-    _lost = False
-    _closing = False
-    _heldBack = False
-
-    # TimeoutMixin's (in the classes below)
-    timeOut: Any
-    setTimeout: Any
-    resetTimeout: Any
-
-    def connectionMade(self) -> None:
-        super().connectionMade()  # type: ignore[misc]
-        self.setTimeout(self.timeout)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        self._lost = True
-        self.setTimeout(None)  # Twisted's leaves its timer running
-        super().connectionLost(reason)  # type: ignore[misc]
-
-    def timeoutConnection(self) -> None:
-        """The connection was idle for ``timeOut`` seconds: close it, unless a reply is
-        still outstanding (then wait another period)."""
-        if self._order:
-            self.setTimeout(self.timeOut)
-            return
-        super().timeoutConnection()  # type: ignore[misc]
-
-    # -- sending ---------------------------------------------------------------------
-
-    def _write(self, data: bytes) -> None:
-        if not self._lost:
-            self.transport.write(data)
-
-    def _send(self, reply: bytes) -> None:
-        """Send the reply to the latest request: now, or after the earlier replies."""
-        order = self._order
-        if order:
-            order.send_now(reply)
-        elif not self._lost:
-            self.transport.write(reply)
-
-    def _wait(self, result: defer.Deferred, *args: Any) -> None:
-        """Reserve the latest request's place in the replies and answer when *result*
-        fires."""
-        order = self._order
-        if order is None:
-            order = self._order = mapproto.InOrder(self._write)
-        place = order.reserve()
-        result.addCallbacks(self._found, self._failed, callbackArgs=args, errbackArgs=args)
-        result.addErrback(self._internalError)
-        result.addCallback(self._fill, place)
-        result.addErrback(self._unsent)
-        if len(order) >= self.MAX_PENDING and not self._heldBack and not self._lost:
-            self._heldBack = True
-            self.pauseProducing()  # type: ignore[attr-defined]
-
-    def _fill(self, reply: bytes, place: int) -> None:
-        order = self._order
-        assert order is not None
-        order.fill(place, reply)
-        if self._closing and not order:
-            self._close()
-        elif self._heldBack and len(order) <= self.MAX_PENDING // 2:
-            self._heldBack = False
-            if not self._lost:
-                self.resumeProducing()  # type: ignore[attr-defined]
-        if self.timeOut is not None:
-            self.resetTimeout()
-
-    def _internalError(self, failure: Failure) -> bytes:
-        _log.failure("map server: formatting a reply failed", failure, LogLevel.error)
-        return self._errorReply("internal error")
-
-    def _unsent(self, failure: Failure) -> None:
-        _log.failure("map server: sending a reply failed", failure, LogLevel.error)
-
-    # -- closing ---------------------------------------------------------------------
-
-    def _closeWhenDone(self) -> None:
-        """Close once every reply up to now is sent; read nothing more meanwhile."""
-        self._closing = True
-        if not self._order:
-            self._close()
-
-    def _close(self) -> None:
-        transport = self.transport
-        if transport is None or self._lost:
-            return
-        # Close our side only where we can, and keep reading (and disregarding) until
-        # the client closes: closing with its data unread would reset the connection,
-        # and a client still writing a long request might never read our reply.
-        half_close = getattr(transport, "loseWriteConnection", None)
-        if half_close is not None:
-            half_close()
-            # ... for a while: then the idle timeout closes the connection.
-            self.setTimeout(min(self.timeOut or self._CLOSE_GRACE, self._CLOSE_GRACE))
-        else:
-            transport.loseConnection()
-
-    # -- per protocol ----------------------------------------------------------------
-
-    def _found(self, value: Any, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def _failed(self, failure: Failure, *args: Any) -> bytes:
-        raise NotImplementedError
-
-    def _errorReply(self, reason: Any) -> bytes:
-        raise NotImplementedError
-
-
 # -- tcp_table ---------------------------------------------------------------------------
 
 
-class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
+class PostfixTCPMapServer(Replies, basic.LineReceiver, policies.TimeoutMixin):
     """Postfix's tcp_table(5) protocol, server side.
 
     Each ``get <key>`` request is answered from ``self.factory.get(key)`` (the key
@@ -304,19 +156,7 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
         except MalformedRequest as e:
             self._send(mapproto.tcp_reply(400, str(e)))
             return
-        try:
-            value = self.factory.get(key)
-        except Exception:
-            self._send(self._failed(Failure(), key))
-            return
-        if value is None or type(value) is bytes:  # the common case first
-            self._send(self._found(value, key))
-            return
-        waiting = _as_deferred(value)
-        if waiting is None:
-            self._send(self._found(value, key))
-        else:
-            self._wait(waiting, key)
+        self._answer(self.factory.get, (key,), key)
 
     def do_put(self, keyAndValue: bytes | None) -> None:
         """``put`` is not implemented (tcp_table(5) documents it so): ``500``."""
@@ -380,9 +220,9 @@ class PostfixTCPMapServer(_Replies, basic.LineReceiver, policies.TimeoutMixin):
     def _failed(self, failure: Failure, key: bytes) -> bytes:
         if not failure.check(PostfixMapError):
             _log.failure("tcp_table lookup of {key!r} failed", failure, LogLevel.error, key=key)
-        return mapproto.tcp_reply(400, _message(failure))
+        return mapproto.tcp_reply(400, message(failure))
 
-    def _errorReply(self, reason: Any) -> bytes:
+    def _errorReply(self, reason: Any, *args: Any) -> bytes:
         return mapproto.tcp_reply(400, reason)
 
 
@@ -418,7 +258,7 @@ class PostfixTCPMapDeferringDictServerFactory(protocol.ServerFactory):
 # -- socketmap ---------------------------------------------------------------------------
 
 
-class PostfixSocketmapServer(_Replies, basic.NetstringReceiver, policies.TimeoutMixin):
+class PostfixSocketmapServer(Replies, basic.NetstringReceiver, policies.TimeoutMixin):
     """Postfix's socketmap_table(5) protocol, server side: several named maps on one
     listener.
 
@@ -456,19 +296,7 @@ class PostfixSocketmapServer(_Replies, basic.NetstringReceiver, policies.Timeout
         except MalformedRequest as e:
             self._send(mapproto.socketmap_error(str(e), b"PERM"))
             return
-        try:
-            value = self.factory.get(name, key)
-        except Exception:
-            self._send(self._failed(Failure(), name, key))
-            return
-        if value is None or type(value) is bytes:  # the common case first
-            self._send(self._found(value, name, key))
-            return
-        waiting = _as_deferred(value)
-        if waiting is None:
-            self._send(self._found(value, name, key))
-        else:
-            self._wait(waiting, name, key)
+        self._answer(self.factory.get, (name, key), name, key)
 
     def netstringParseError(self, reason: Any) -> None:
         """A malformed or too long request: a ``PERM`` reply, then the connection is
@@ -516,9 +344,9 @@ class PostfixSocketmapServer(_Replies, basic.NetstringReceiver, policies.Timeout
                 name=name,
             )
             status = b"TIMEOUT" if failure.check(*_TIMEOUTS) else b"TEMP"
-        return mapproto.socketmap_error(_message(failure), status)
+        return mapproto.socketmap_error(message(failure), status)
 
-    def _errorReply(self, reason: Any) -> bytes:
+    def _errorReply(self, reason: Any, *args: Any) -> bytes:
         return mapproto.socketmap_error(reason)
 
 
