@@ -2,7 +2,7 @@
 
 Usage::
 
-    python ident_peer.py serve IMPL [--hide-home DIR]
+    python ident_peer.py serve IMPL [--hide-home DIR] [--static] [--small-buffers]
     python ident_peer.py query IMPL HOST PORT SERVER,CLIENT... [--separately]
 
 *IMPL* (``compiled`` or ``pure``) is the line framer txframe's classes are bound to,
@@ -13,7 +13,9 @@ cannot be restarted inside pytest).
 127.0.0.1 and of ::1 (and of a dual-stack ``::`` socket, which sees IPv4 clients as
 IPv4-mapped IPv6 addresses); prints ``{"ipv4": N, "ipv6": M, "dual": D}`` on a line and
 serves until SIGTERM; then prints ``{"logged_errors": [...]}``. With ``--hide-home
-DIR``, every user's home directory is *DIR* (for ``~/.noident``).
+DIR``, every user's home directory is *DIR* (for ``~/.noident``); with ``--static``
+every query is answered ``USERID : UNIX : static`` without a lookup; with
+``--small-buffers`` each connection's socket buffers are 4 KiB.
 
 ``query``: an ``IdentClient`` asks HOST:PORT about each port pair, all on one
 connection (or each on its own with ``--separately``, for servers that answer one
@@ -28,6 +30,7 @@ import argparse
 import importlib
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,8 +53,20 @@ def serve(args: argparse.Namespace, errors: list[str]) -> None:
     from txframe import ident
 
     class Server(ident.ProcServerMixin, bind(ident.IdentServer, args.impl)):  # type: ignore[misc]
+        def connectionMade(self) -> None:
+            if args.small_buffers:  # so that a client not reading is felt at once
+                handle = self.transport.getHandle()
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            super().connectionMade()
+
         def homeDirectory(self, uid: int) -> str | None:
             return args.hide_home or super().homeDirectory(uid)
+
+        def lookup(self, serverAddress: Any, clientAddress: Any) -> Any:
+            if args.static:
+                return ("UNIX", "static")
+            return super().lookup(serverAddress, clientAddress)
 
     factory = protocol.ServerFactory.forProtocol(Server)
     ports = {
@@ -119,6 +134,8 @@ def main() -> None:
     s = sub.add_parser("serve")
     s.add_argument("impl", choices=["compiled", "pure"])
     s.add_argument("--hide-home")
+    s.add_argument("--static", action="store_true", help="answer every query USERID static")
+    s.add_argument("--small-buffers", action="store_true", help="4 KiB socket buffers")
     q = sub.add_parser("query")
     q.add_argument("impl", choices=["compiled", "pure"])
     q.add_argument("host")
