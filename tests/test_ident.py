@@ -54,6 +54,8 @@ def lookup_user(serverAddress, clientAddress):
 
 
 def make_server(impl, lookup=lookup_user, **attrs):
+    # its idle timer on a clock of its own, not the global reactor
+    attrs.setdefault("callLater", task.Clock().callLater)
     cls = type("Server", (bound(ident.IdentServer, impl),), {"lookup": staticmethod(lookup), **attrs})
     server = cls()
     transport = StringTransport()
@@ -722,7 +724,7 @@ def test_live_lookups(live_connection, tmp_path):
 
 def test_server_with_proc_lookups(impl, live_connection):
     (c_host, c_port), (a_host, a_port) = live_connection
-    cls = type("Server", (ident.ProcServerMixin, bound(ident.IdentServer, impl)), {})
+    cls = type("Server", (ident.ProcServerMixin, bound(ident.IdentServer, impl)), {"callLater": task.Clock().callLater})
     server = cls()
     from twisted.internet.address import IPv4Address, IPv6Address
 

@@ -30,7 +30,7 @@ def message(failure: Failure) -> str:
     return failure.getErrorMessage() or getattr(failure.type, "__name__", "error")
 
 
-def as_deferred(result: Any) -> defer.Deferred | None:
+def as_deferred(result: Any) -> defer.Deferred[Any] | None:
     """*result* as a Deferred if it is one, a Failure or a coroutine, else None (a
     value, to answer at once)."""
     if isinstance(result, defer.Deferred):
@@ -123,7 +123,7 @@ class Replies:
 
     # -- answering -------------------------------------------------------------------
 
-    def _answer(self, lookup: Callable[..., Any], lookupArgs: tuple, *args: Any) -> None:
+    def _answer(self, lookup: Callable[..., Any], lookupArgs: tuple[Any, ...], *args: Any) -> None:
         """Answer the latest request with ``lookup(*lookupArgs)``: its value (formatted
         by ``_found(value, *args)``) or failure (``_failed(failure, *args)``), now or
         when the Deferred it returns fires."""
@@ -152,7 +152,7 @@ class Replies:
         elif not self._lost:
             self.transport.write(reply)
 
-    def _wait(self, result: defer.Deferred, *args: Any) -> None:
+    def _wait(self, result: defer.Deferred[Any], *args: Any) -> None:
         """Reserve the latest request's place in the replies and answer when *result*
         fires."""
         order = self._order

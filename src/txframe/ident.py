@@ -183,7 +183,7 @@ class IdentServer(Replies, basic.LineOnlyReceiver, policies.TimeoutMixin):
 
     _invalid = b"0, 0"
 
-    def sendLine(self, line: bytes) -> None:  # type: ignore[override]
+    def sendLine(self, line: bytes) -> None:
         """Send *line* and CR LF, after any replies still outstanding."""
         self._send(line + b"\r\n")
 
@@ -261,7 +261,7 @@ class IdentServer(Replies, basic.LineOnlyReceiver, policies.TimeoutMixin):
                 server=portOnServer,
                 client=portOnClient,
             )
-        return error_reply(_ports(portOnServer, portOnClient), error_token(failure.value))
+        return error_reply(_ports(portOnServer, portOnClient), error_token(failure.value or IdentError()))
 
     def _errorReply(self, reason: Any, portOnServer: int, portOnClient: int) -> bytes:
         return error_reply(_ports(portOnServer, portOnClient), IdentError.identDescription)
@@ -296,7 +296,9 @@ class ProcServerMixin:
     def isHidden(self, uid: int) -> bool:
         """Did the user *uid* opt out (a ``~/.noident`` file)?"""
         home = self.homeDirectory(uid)
-        return bool(home) and os.path.lexists(os.path.join(home, self.noidentFile))
+        if not home:
+            return False
+        return os.path.lexists(os.path.join(home, self.noidentFile))
 
     def entries(self) -> Any:
         """The lines of the socket tables (without their headers)."""
@@ -342,25 +344,25 @@ class IdentClient(basic.LineOnlyReceiver):
 
     def __init__(self) -> None:
         #: ``(deferred, portOnServer, portOnClient)`` of each query not yet answered.
-        self.queries: list[tuple[defer.Deferred, int, int]] = []
+        self.queries: list[tuple[defer.Deferred[Any], int, int]] = []
 
-    def sendLine(self, line: bytes) -> None:  # type: ignore[override]
+    def sendLine(self, line: bytes) -> None:
         """Send *line* and CR LF."""
-        self.transport.write(line + b"\r\n")
+        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
 
     def connectionMade(self) -> None:
         super().connectionMade()
         if self.queries:  # asked before the connection was made
             self._ask()
 
-    def lookup(self, portOnServer: int, portOnClient: int) -> defer.Deferred:
+    def lookup(self, portOnServer: int, portOnClient: int) -> defer.Deferred[Any]:
         """Who owns the connection from *portOnClient* on this host to
         *portOnServer* on the server's host?"""
         if not all(type(p) is int and 0 < p < 65536 for p in (portOnServer, portOnClient)):
             return defer.fail(InvalidPort(f"{portOnServer!r}, {portOnClient!r}"))
         if self._lost:
             return defer.fail(IdentError("the connection was lost"))
-        d: defer.Deferred = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         self.queries.append((d, portOnServer, portOnClient))
         if len(self.queries) == 1 and self.transport is not None:
             self._ask()
@@ -389,7 +391,7 @@ class IdentClient(basic.LineOnlyReceiver):
     def lineLengthExceeded(self, line: bytes) -> None:
         """A reply over ``MAX_LENGTH``: the connection is closed (and the
         outstanding queries fail)."""
-        self.transport.loseConnection()
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Any = None) -> None:
         self._lost = True
@@ -397,7 +399,7 @@ class IdentClient(basic.LineOnlyReceiver):
         for d, _, _ in queries:
             d.errback(IdentError(reason))
 
-    def parseResponse(self, deferred: defer.Deferred, line: bytes) -> None:
+    def parseResponse(self, deferred: defer.Deferred[Any], line: bytes) -> None:
         """Fire *deferred* with the reply *line*: ``(type, info)``, or an
         :class:`IdentError` for an ``ERROR`` reply (its subclass for RFC 1413's four
         tokens) or a malformed one."""

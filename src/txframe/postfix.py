@@ -125,6 +125,7 @@ class PostfixTCPMapServer(Replies, basic.LineReceiver, policies.TimeoutMixin):
         if line.endswith(b"\r"):  # a person at a terminal
             line = line[:-1]
         parts = line.split(None, 1)
+        params: bytes | None
         if len(parts) == 2:
             command, params = parts
         elif parts:
@@ -251,7 +252,7 @@ class PostfixTCPMapDeferringDictServerFactory(protocol.ServerFactory):
         if data is not None:
             self.data.update(data)
 
-    def get(self, key: bytes) -> defer.Deferred:
+    def get(self, key: bytes) -> defer.Deferred[Any]:
         return defer.succeed(self.data.get(key))
 
 
@@ -327,13 +328,13 @@ class PostfixSocketmapServer(Replies, basic.NetstringReceiver, policies.TimeoutM
                 " not fit in a reply of {limit} bytes",
                 key=key,
                 name=name,
-                size=len(data),
+                size=len(data or b""),
                 limit=self.replyLimit,
             )
         return reply
 
     def _failed(self, failure: Failure, name: bytes, key: bytes) -> bytes:
-        if failure.check(PostfixMapError):
+        if isinstance(failure.value, PostfixMapError):
             status = failure.value.status
         else:
             _log.failure(
@@ -388,5 +389,5 @@ class PostfixSocketmapDeferringDictServerFactory(PostfixSocketmapDictServerFacto
     """:class:`PostfixSocketmapDictServerFactory` whose ``get`` returns Deferreds (the
     socketmap counterpart of :class:`PostfixTCPMapDeferringDictServerFactory`)."""
 
-    def get(self, name: bytes, key: bytes) -> defer.Deferred:
+    def get(self, name: bytes, key: bytes) -> defer.Deferred[Any]:
         return defer.maybeDeferred(super().get, name, key)
