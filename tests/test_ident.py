@@ -373,6 +373,34 @@ def test_reading_stops_while_many_lookups_are_outstanding(impl):
     assert [r.split(b",")[0] for r in replies(transport)] == [b"%d" % p for p in range(1, 31)]
 
 
+def test_reading_stops_while_many_replies_wait_behind_a_slow_lookup(impl):
+    """Replies ready at once but held up behind a slow one count too."""
+    slow = defer.Deferred()
+    server, transport = make_server(impl, lambda s, c: slow if s[1] == 1 else ("UNIX", "a"), MAX_PENDING=10)
+    server.dataReceived(b"1, 1\r\n" + b"2, 2\r\n" * 100 + b"abc\r\n" * 100)
+    assert transport.producerState == "paused"
+    assert len(server._order) <= 10  # the rest wait unread
+    assert transport.value() == b""
+    slow.callback(("UNIX", "slow"))
+    assert transport.producerState == "producing"
+    assert replies(transport) == (
+        [b"1, 1 : USERID : UNIX : slow"] + [b"2, 2 : USERID : UNIX : a"] * 100 + [b"0, 0 : ERROR : INVALID-PORT"] * 100
+    )
+
+
+def test_overlong_lines_after_closing_are_disregarded(impl, logged):
+    warnings: list[dict] = []
+    globalLogPublisher.addObserver(warnings.append)
+    try:
+        server, transport = make_server(impl)
+        for _ in range(5):
+            server.dataReceived(b"x" * 1500)
+    finally:
+        globalLogPublisher.removeObserver(warnings.append)
+    assert transport.disconnecting
+    assert sum("longer than" in str(e.get("log_format", "")) for e in warnings) == 1
+
+
 def test_a_client_not_reading_replies_stops_reading_queries(impl):
     """The transport pauses its producer when its write buffer is full: then no more
     queries are read (nor answered) until it drains; none is lost."""
@@ -470,6 +498,12 @@ def outcome(d: defer.Deferred):
         (b"123, 456 : USERID : UNIX,UTF-8 : j\xc3\xb6rg\r\n", ("USERID", "UNIX,UTF-8 : jörg")),
         (b"123, 456 : USERID : UNIX,ISO-8859-1 : j\xf6rg\r\n", ("USERID", "UNIX,ISO-8859-1 : jörg")),
         (b"123, 456 : USERID : UNIX : j\xf6rg\r\n", ("USERID", "UNIX : j\udcf6rg")),
+        (b"123, 456 : USERID : UNIX,hex : ab\r\n", ("USERID", "UNIX,hex : ab")),  # not text codecs
+        (b"123, 456 : USERID : UNIX,base64 : ab\r\n", ("USERID", "UNIX,base64 : ab")),
+        (b"123, 456 : USERID : UNIX,UTF-16 : ab\r\n", ("USERID", "UNIX,UTF-16 : ab")),
+        (b"123, 456 : USERID : UNIX,idna : \xff\r\n", ("USERID", "UNIX,idna : \udcff")),
+        (b"123, 456 : USERID : UNIX,cp037 : \x81\r\n", ("USERID", "UNIX,cp037 : a")),
+        (b"123, 456 : USERID : UNIX,no-such-charset : ab\r\n", ("USERID", "UNIX,no-such-charset : ab")),
         (b"123, 456 : ERROR : UNKNOWN-ERROR\r\n", ident.IdentError),
         (b"123, 456 : ERROR : NO-USER\r\n", ident.NoUser),
         (b"123, 456 :  ERROR : INVALID-PORT\r\n", ident.InvalidPort),
@@ -623,6 +657,43 @@ def test_table_addresses(host, shown):
     mixin = ident.ProcServerMixin()
     assert mixin.unpackAddress(f"{hexhost(host)}:0019") == (shown, 25)
     assert procnet.canonical_host(host) == shown
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the kernel's text is in host byte order")
+@pytest.mark.parametrize(
+    "text,address",
+    [
+        ("0100007F:0019", ("127.0.0.1", 25)),  # as a little-endian kernel writes them
+        ("0202000A:0071", ("10.0.2.2", 113)),
+        ("00000000000000000000000001000000:0277", ("::1", 631)),
+        ("0000000000000000FFFF00000100007F:1F90", ("127.0.0.1", 8080)),
+        ("B80D0120000000000000000001000000:01BB", ("2001:db8::1", 443)),
+    ],
+)
+def test_kernel_text(text, address):
+    assert ident.ProcServerMixin().unpackAddress(text) == address
+
+
+def test_twisted_hooks_are_used():
+    """Lines read by a subclass's own entries() and parseLine(), as with Twisted's."""
+
+    class Custom(ident.ProcServerMixin):
+        def entries(self):
+            return iter(["alice 10.0.0.1 113 10.0.0.2 4000", "bob 10.0.0.1 113 10.0.0.2 4001"])
+
+        def parseLine(self, line):
+            user, host, port, peer, peer_port = line.split()
+            return (host, int(port)), (peer, int(peer_port)), {"alice": 1001, "bob": 1002}[user]
+
+        def getUsername(self, uid):
+            return {1001: "alice", 1002: "bob"}[uid]
+
+        def homeDirectory(self, uid):
+            return None
+
+    assert Custom().lookup(("10.0.0.1", 113), ("10.0.0.2", 4001)) == ("LINUX", "bob")
+    with pytest.raises(ident.NoUser):
+        Custom().lookup(("10.0.0.1", 113), ("10.0.0.2", 4002))
 
 
 def test_parse_line_as_twisted():

@@ -384,3 +384,27 @@ def test_flood_from_a_client_that_does_not_read(impl):
     replies = received.split(b"\r\n")[:-1]
     assert len(replies) == whole
     assert all(r == b"%d, 1 : USERID : UNIX : static" % (i % 1000 % 65535 + 1) for i, r in enumerate(replies))
+
+
+def test_a_client_that_never_reads_is_cut_off(impl):
+    """After the idle timeout, a connection whose replies are not being read is
+    closed -- aborted, once its replies have not left for the grace period -- rather
+    than kept for ever."""
+    server = Served(impl.name, "--static", "--small-buffers", "--timeout", "1", "--grace", "1")
+    try:
+        flood = socket.socket()
+        flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        flood.connect(("127.0.0.1", server.ports["ipv4"]))
+        flood.setblocking(False)
+        chunk = b"1, 1\r\n" * 1000
+        started = time.monotonic()
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while time.monotonic() - started < TIMEOUT:
+                try:
+                    flood.send(chunk)
+                except BlockingIOError:
+                    time.sleep(0.05)
+        assert time.monotonic() - started < 8  # 1 s idle, 1 s grace, and some slack
+        flood.close()
+    finally:
+        server.stop()

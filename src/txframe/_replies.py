@@ -71,8 +71,9 @@ class Replies:
     """Mixed into a txframe line or netstring receiver (with Twisted's TimeoutMixin)
     that answers requests: replies in request order, however their lookups complete;
     closing once the replies before a fatal error are out; not reading more while
-    ``MAX_PENDING`` lookups are outstanding or while the client does not read its
-    replies; an idle timeout that never fires while a reply is outstanding.
+    ``MAX_PENDING`` replies are held up (behind lookups that returned Deferreds) or
+    while the client does not read its replies; an idle timeout that never fires while
+    a reply is outstanding; aborting a closing connection whose client does not read.
 
     Replies go straight to the transport while nothing is waiting (the common case:
     a lookup answered at once); an :class:`~txframe.mapproto.InOrder` is made when a
@@ -82,12 +83,15 @@ class Replies:
 
     #: Seconds without a request before the connection is closed; None: never.
     timeout: float | None = None
-    #: Stop reading while this many replies are outstanding (lookups that returned
-    #: Deferreds); read again when half of them are sent.
+    #: Stop reading while this many replies are held up (by lookups that returned
+    #: Deferreds, and the replies after them); read again when half of them are sent.
     MAX_PENDING = 1000
 
     transport: Any
-    _CLOSE_GRACE = 10  # seconds a half-closed connection is read for
+    #: Seconds a half-closed connection is read for, and a closing connection's
+    #: replies may take to leave (a client not reading them) before it is aborted.
+    _CLOSE_GRACE = 10
+    _abortCall: Any = None
     _order: mapproto.InOrder | None = None
     _valve: _OutputValve | None = None
     _lost = False
@@ -110,6 +114,8 @@ class Replies:
     def connectionLost(self, reason: Any = None) -> None:
         self._lost = True
         self.setTimeout(None)  # Twisted's leaves its timer running
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
         super().connectionLost(reason)  # type: ignore[misc]
 
     def timeoutConnection(self) -> None:
@@ -118,8 +124,24 @@ class Replies:
         if self._order:
             self.setTimeout(self.timeOut)
             return
+        self._loseConnection()
+
+    def _loseConnection(self) -> None:
+        """Close once the replies written are sent -- or abort, if the client has not
+        read them ``_CLOSE_GRACE`` seconds later."""
         self._unregisterValve()
-        super().timeoutConnection()  # type: ignore[misc]
+        transport = self.transport
+        transport.loseConnection()
+        # Replies still in a TCP transport's write buffer: the client may never read
+        # them, and the connection would never close.
+        unsent = getattr(transport, "dataBuffer", b"") or getattr(transport, "_tempDataLen", 0)
+        if unsent and self._abortCall is None and not self._lost:
+            self._abortCall = self.callLater(self._CLOSE_GRACE, self._abort)  # type: ignore[attr-defined]
+
+    def _abort(self) -> None:
+        if not self._lost:
+            _log.info("aborting a connection whose client does not read its replies")
+            self.transport.abortConnection()
 
     # -- answering -------------------------------------------------------------------
 
@@ -149,6 +171,8 @@ class Replies:
         order = self._order
         if order:
             order.send_now(reply)
+            if len(order) >= self.MAX_PENDING:  # held up behind a slow lookup
+                self._hold(_PENDING)
         elif not self._lost:
             self.transport.write(reply)
 
@@ -230,7 +254,7 @@ class Replies:
             # ... for a while: then the idle timeout closes the connection.
             self.setTimeout(min(self.timeOut or self._CLOSE_GRACE, self._CLOSE_GRACE))
         else:
-            transport.loseConnection()
+            self._loseConnection()
 
     # -- per protocol ----------------------------------------------------------------
 

@@ -233,6 +233,8 @@ class IdentServer(Replies, basic.LineOnlyReceiver, policies.TimeoutMixin):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """A line over 1,000 bytes: close once the earlier replies are sent."""
+        if self._closing:
+            return
         _log.warn("ident: a query line longer than {limit} bytes", limit=MAX_LINE)
         self._closeWhenDone()
 
@@ -310,15 +312,25 @@ class ProcServerMixin:
 
     def unpackAddress(self, packed: str) -> tuple[str, int]:
         """``HEXHOST:HEXPORT`` (IPv4 or IPv6) as ``(host, port)``."""
+        host, port = packed.split(":")
+        if len(host) == 8:
+            return self.dottedQuadFromHexString(host), int(port, 16)
         return procnet.unpack_address(packed)
 
     def parseLine(self, line: str) -> tuple[tuple[str, int], tuple[str, int], int]:
         """``((localHost, localPort), (remoteHost, remotePort), uid)`` of a table line."""
-        entry = procnet.parse_entry(line)
-        return entry.local, entry.remote, entry.uid
+        parts = line.split()
+        return self.unpackAddress(parts[1]), self.unpackAddress(parts[2]), int(parts[7])
 
     def lookup(self, serverAddress: tuple[str, int], clientAddress: tuple[str, int]) -> Any:
-        uid = procnet.find_owner(serverAddress, clientAddress, self.entries())
+        # Lines are parsed by parseLine if a subclass changed how (or how it reads
+        # addresses, as Twisted's parseLine calls them); else the fast way.
+        parse = None
+        cls = type(self)
+        for name in ("parseLine", "unpackAddress", "dottedQuadFromHexString"):
+            if getattr(cls, name) is not getattr(ProcServerMixin, name):
+                parse = self.parseLine
+        uid = procnet.find_owner(serverAddress, clientAddress, self.entries(), parse)
         if uid is None:
             raise NoUser()
         if self.isHidden(uid):
@@ -403,6 +415,8 @@ class IdentClient(basic.LineOnlyReceiver):
         """Fire *deferred* with the reply *line*: ``(type, info)``, or an
         :class:`IdentError` for an ``ERROR`` reply (its subclass for RFC 1413's four
         tokens) or a malformed one."""
+        if isinstance(line, str):  # as Twisted's takes it
+            line = line.encode("utf-8", "surrogateescape")
         text = line.decode("utf-8", "surrogateescape")
         parts = line.split(b":", 2)
         if len(parts) != 3:
@@ -434,15 +448,24 @@ def _answers(line: bytes, server: int, client: int) -> bool:
 
 
 def _decode_info(info: bytes) -> str:
-    """A USERID reply's ``<opsys>[,<charset>] : <user-id>`` as text: the user-id in
-    its charset when Python knows it, else UTF-8 (of which RFC 1413's default,
-    US-ASCII, is a part); bytes that do not decode are kept as surrogate escapes."""
-    opsys = info.split(b":", 1)[0]
+    """A USERID reply's ``<opsys>[,<charset>] : <user-id>`` as text: the opsys as
+    ASCII, the user-id in its charset if Python has a text codec of that name, else
+    UTF-8 (of which RFC 1413's default, US-ASCII, is a part); bytes that do not
+    decode are kept as surrogate escapes."""
+    opsys, colon, user_id = info.partition(b":")
     charset = "utf-8"
     if b"," in opsys:
-        name = opsys.split(b",", 1)[1].strip().decode("ascii", "replace")
+        named = opsys.split(b",", 1)[1].strip().decode("ascii", "replace")
         try:
-            charset = codecs.lookup(name).name
+            codec = codecs.lookup(named)
+            if getattr(codec, "_is_text_encoding", True) and not codec.name.startswith(("utf-16", "utf-32")):
+                charset = codec.name
         except LookupError:
             pass
-    return info.decode(charset, "surrogateescape")
+    name = user_id.lstrip(b" \t")
+    space = user_id[: len(user_id) - len(name)].decode("ascii")
+    try:
+        user = name.decode(charset, "surrogateescape")
+    except UnicodeError:  # a codec that cannot take what it was given
+        user = name.decode("utf-8", "surrogateescape")
+    return opsys.decode("ascii", "surrogateescape") + colon.decode() + space + user

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 __all__ = ["TABLES", "Entry", "canonical_host", "find_owner", "parse_entry", "read_entries"]
@@ -72,20 +72,39 @@ def read_entries(paths: Iterable[str] = TABLES) -> Iterator[str]:
                 yield line.strip()
 
 
-def find_owner(local: tuple[str, int], remote: tuple[str, int], lines: Iterable[str]) -> int | None:
+def find_owner(
+    local: tuple[str, int],
+    remote: tuple[str, int],
+    lines: Iterable[str],
+    parse: Callable[[str], tuple[tuple[str, int], tuple[str, int], int]] | None = None,
+) -> int | None:
     """The uid owning the connection from *local* to *remote* among the table
-    *lines*, or None when no socket holds it."""
+    *lines*, or None when no socket holds it. *parse* reads a line as ``(local,
+    remote, uid)`` in place of :func:`parse_entry` (every line is then parsed)."""
     local = (canonical_host(local[0]), local[1])
     remote = (canonical_host(remote[0]), remote[1])
     # Compare the ports as the tables write them first: most lines differ there.
     local_port, remote_port = f":{local[1]:04X}", f":{remote[1]:04X}"
     for line in lines:
-        fields = line.split(None, 3)
-        if len(fields) < 3 or not (
-            fields[1].endswith(local_port) and fields[2].endswith(remote_port)
-        ):
-            continue
-        entry = parse_entry(line)
-        if entry.local == local and entry.remote == remote and entry.inode:
-            return entry.uid
+        if parse is None:
+            fields = line.split(None, 3)
+            if len(fields) < 3 or not (
+                fields[1].endswith(local_port) and fields[2].endswith(remote_port)
+            ):
+                continue
+            here, there, uid, inode = parse_entry(line)
+        else:
+            (host, port), (peer, peer_port), uid = parse(line)
+            here, there = (canonical_host(host), port), (canonical_host(peer), peer_port)
+            inode = _inode(line)
+        if here == local and there == remote and inode:
+            return uid
     return None
+
+
+def _inode(line: str) -> int:
+    """A table line's inode; 1 (held) for a line that has none."""
+    try:
+        return int(line.split()[9])
+    except (IndexError, ValueError):
+        return 1

@@ -3,6 +3,7 @@
 Usage::
 
     python ident_peer.py serve IMPL [--hide-home DIR] [--static] [--small-buffers]
+                               [--timeout SECONDS] [--grace SECONDS]
     python ident_peer.py query IMPL HOST PORT SERVER,CLIENT... [--separately]
 
 *IMPL* (``compiled`` or ``pure``) is the line framer txframe's classes are bound to,
@@ -15,7 +16,8 @@ IPv4-mapped IPv6 addresses); prints ``{"ipv4": N, "ipv6": M, "dual": D}`` on a l
 serves until SIGTERM; then prints ``{"logged_errors": [...]}``. With ``--hide-home
 DIR``, every user's home directory is *DIR* (for ``~/.noident``); with ``--static``
 every query is answered ``USERID : UNIX : static`` without a lookup; with
-``--small-buffers`` each connection's socket buffers are 4 KiB.
+``--small-buffers`` each connection's socket buffers are 4 KiB; ``--timeout`` and
+``--grace`` set the idle timeout and the time a closing connection may take.
 
 ``query``: an ``IdentClient`` asks HOST:PORT about each port pair, all on one
 connection (or each on its own with ``--separately``, for servers that answer one
@@ -68,6 +70,10 @@ def serve(args: argparse.Namespace, errors: list[str]) -> None:
                 return ("UNIX", "static")
             return super().lookup(serverAddress, clientAddress)
 
+    if args.timeout is not None:
+        Server.timeout = args.timeout
+    if args.grace is not None:
+        Server._CLOSE_GRACE = args.grace
     factory = protocol.ServerFactory.forProtocol(Server)
     ports = {
         "ipv4": reactor.listenTCP(0, factory, interface="127.0.0.1"),
@@ -136,6 +142,8 @@ def main() -> None:
     s.add_argument("--hide-home")
     s.add_argument("--static", action="store_true", help="answer every query USERID static")
     s.add_argument("--small-buffers", action="store_true", help="4 KiB socket buffers")
+    s.add_argument("--timeout", type=float, help="the idle timeout, in seconds")
+    s.add_argument("--grace", type=float, help="seconds a closing connection may take")
     q = sub.add_parser("query")
     q.add_argument("impl", choices=["compiled", "pure"])
     q.add_argument("host")
