@@ -18,6 +18,7 @@ EXTENSION_MODULES = [
     "txframe._lines_c",
     "txframe._strings_c",
     "txframe._boxes_c",
+    "txframe._listing_c",
 ]
 
 

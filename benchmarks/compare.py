@@ -43,6 +43,8 @@ Prints Markdown (paste the tables into the README); progress goes to stderr.
     python benchmarks/compare.py --only amp       # only the AMP workloads (~1 min)
     python benchmarks/compare.py --only maps      # only the Postfix map servers (maps.py,
                                                   # ~2 min; not run by default)
+    python benchmarks/compare.py --only ftp       # only the FTP data channel (ftp_bench.py,
+                                                  # ~1-1.5 min, needs curl; not run by default)
 
 The exit code is 0 whatever the figures (targets are informational).
 """
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import platform
@@ -79,9 +82,11 @@ DEFAULT_ROUNDTRIP_ROUNDS = 5
 QUICK_ROUNDTRIP_ROUNDS = 2
 ROUNDTRIP_TIMEOUT = 600  # seconds for one amp_roundtrip.py process
 ROUNDTRIP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "amp_roundtrip.py")
-FAMILIES = ("lines", "strings", "amp", "maps")
+FAMILIES = ("lines", "strings", "amp", "maps", "ftp")
 #: run when --only is not given: not "maps" (maps.py: Postfix map servers in their own
-#: processes under lock-step load, about two minutes on its own)
+#: processes under lock-step load, about two minutes on its own), not "ftp"
+#: (ftp_bench.py: FTP servers in their own processes moving 100 MiB files with curl,
+#: one to one and a half minutes)
 DEFAULT_FAMILIES = ("lines", "strings", "amp")
 
 IMPL_LABEL = {"twisted": "Twisted", "compiled": "compiled", "pure": "pure"}
@@ -842,16 +847,22 @@ def report(
     return "\n".join(out) + "\n"
 
 
-def _maps_only(quick: bool, check: bool, json_path: str | None) -> int:
-    """``--only maps``: maps.py's run and report alone."""
-    import maps
-
-    text, raw = maps.run(quick=quick, check=check)
-    print(text, end="")
-    log(f"done in {raw['elapsed_seconds']:.1f} s")
+def _servers_only(
+    families: list[str], quick: bool, check: bool, json_path: str | None
+) -> int:
+    """``--only maps`` / ``--only ftp``: those scripts' runs and reports alone."""
+    raws: dict[str, Any] = {}
+    texts = []
+    started = time.perf_counter()
+    for family in families:
+        module = importlib.import_module("maps" if family == "maps" else "ftp_bench")
+        text, raws[family] = module.run(quick=quick, check=check)
+        texts.append(text)
+    print("\n".join(texts), end="")
+    log(f"done in {time.perf_counter() - started:.1f} s")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"maps": raw}, f, indent=2, ensure_ascii=False)
+            json.dump(raws, f, indent=2, ensure_ascii=False)
             f.write("\n")
         log(f"raw results written to {json_path}")
     return 0
@@ -895,7 +906,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", metavar="FAMILIES", default=",".join(DEFAULT_FAMILIES),
         help=f"comma-separated workload families to run, of {', '.join(FAMILIES)} "
         f"(default {','.join(DEFAULT_FAMILIES)}; the memory measurement comes with lines; "
-        "maps runs maps.py, the Postfix map servers, ~2 min more)",
+        "maps runs maps.py, the Postfix map servers, ~2 min more; ftp runs ftp_bench.py, "
+        "the FTP data channel, ~1-1.5 min more)",
     )
     parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
     parser.add_argument(
@@ -917,9 +929,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not families:
         parser.error(f"--only: unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     run_maps = "maps" in families
-    families = [f for f in families if f != "maps"]
-    if run_maps and not families:
-        return _maps_only(quick, args.check_targets, args.json)
+    run_ftp = "ftp" in families
+    families = [f for f in families if f not in ("maps", "ftp")]
+    if (run_maps or run_ftp) and not families:
+        return _servers_only(
+            [f for f, on in (("maps", run_maps), ("ftp", run_ftp)) if on],
+            quick, args.check_targets, args.json,
+        )
     if "lines" not in families:
         connections = 0  # the memory measurement is of the line protocols
     rt_rounds = args.roundtrip_rounds
@@ -1012,6 +1028,13 @@ def main(argv: list[str] | None = None) -> int:
         log("Postfix map servers (maps.py) ...")
         maps_text, maps_raw = maps.run(quick=quick, check=args.check_targets)
         print("\n" + maps_text, end="")
+    ftp_raw = None
+    if run_ftp:
+        import ftp_bench
+
+        log("FTP data channel (ftp_bench.py) ...")
+        ftp_text, ftp_raw = ftp_bench.run(quick=quick, check=args.check_targets)
+        print("\n" + ftp_text, end="")
     elapsed = time.perf_counter() - started
     log(f"done in {elapsed:.1f} s")
 
@@ -1068,6 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory_bytes_per_connection": memory,
             "targets": targets,
             "maps": maps_raw,
+            "ftp": ftp_raw,
         }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(raw, f, indent=2, ensure_ascii=False)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ftp_classes import bind_ftp
 from txframe import amp, basic
 
 
@@ -46,8 +47,8 @@ def _module(family, name):
 def _implementation(kind):
     suffix = "c" if kind == "compiled" else "py"
     lines, strings = _module("lines", suffix), _module("strings", suffix)
-    boxes = _module("boxes", suffix)
-    if lines is None or strings is None or boxes is None:
+    boxes, listing = _module("boxes", suffix), _module("listing", suffix)
+    if lines is None or strings is None or boxes is None or listing is None:
         pytest.skip("txframe was installed without its compiled extension")
 
     def bind(base, **attrs):
@@ -61,6 +62,7 @@ def _implementation(kind):
             base, _stringFramer=strings.PrefixFramer, dataReceived=strings.string_data_received
         )
 
+    ftp = bind_ftp(listing)
     return SimpleNamespace(
         name=kind,
         LineFramer=lines.LineFramer,
@@ -92,6 +94,12 @@ def _implementation(kind):
             _encodeBox=staticmethod(boxes.encode_box),
             _schemaType=boxes.Schema,
         ),
+        ListFormatter=listing.ListFormatter,
+        formatter=ftp.formatter,
+        DTP=ftp.DTP,
+        DTPFactory=ftp.DTPFactory,
+        FTP=ftp.FTP,
+        FTPFactory=ftp.FTPFactory,
     )
 
 
@@ -108,6 +116,8 @@ def impl(request):
     ``Int8StringReceiver`` and ``NetstringReceiver`` (subclass them as you would
     Twisted's); the box codec ``BoxFramer``, ``Schema``, ``encode_box`` and
     ``decode_boxes``, and ``txframe.amp``'s ``BinaryBoxProtocol`` and ``AMP`` bound to
-    it.
+    it; the LIST formatter class ``ListFormatter``, an instance of it for Twisted's
+    permission classes (``formatter``), and ``txframe.ftp``'s ``DTP``, ``DTPFactory``,
+    ``FTP`` and ``FTPFactory`` bound to it (tests/ftp_classes.py).
     """
     return _implementation(request.param)

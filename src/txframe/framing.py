@@ -29,6 +29,7 @@ CompiledFramer: Any = None
 if TYPE_CHECKING:
     from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
     from ._lines_py import LineFramer, data_received
+    from ._listing_py import ListFormatter
     from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 elif not NO_EXTENSIONS:
     try:
@@ -36,6 +37,7 @@ elif not NO_EXTENSIONS:
         from ._framer_c import Setting
         from ._boxes_c import BoxFramer, Schema, decode_boxes, encode_box
         from ._lines_c import LineFramer, data_received
+        from ._listing_c import ListFormatter
         from ._strings_c import NetstringFramer, PrefixFramer, string_data_received
     except ImportError:  # built without a compiler: the pure twins below
         CompiledFramer = Setting = None
@@ -45,6 +47,7 @@ elif not NO_EXTENSIONS:
 if implementation == "pure":
     from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
     from ._lines_py import LineFramer, data_received
+    from ._listing_py import ListFormatter
     from ._strings_py import NetstringFramer, PrefixFramer, string_data_received
 
 # What the box codec shares between its two implementations: the Schema field kinds
@@ -77,6 +80,7 @@ __all__ = [
     "decode_boxes",
     "encode_box",
     "LineFramer",
+    "ListFormatter",
     "NO_EXTENSIONS",
     "NetstringFramer",
     "PrefixFramer",
