@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import pwd
 import re
 from typing import Any
 
@@ -33,6 +32,11 @@ from twisted.python.failure import Failure
 
 from . import basic, procnet
 from ._replies import Replies
+
+try:
+    import pwd
+except ImportError:  # Windows: no user database; ProcServerMixin is for Linux
+    pwd = None  # type: ignore[assignment]
 
 __all__ = [
     "HiddenUser",
@@ -285,14 +289,14 @@ class ProcServerMixin:
         """The name of the user *uid*, or the uid as text if it has none."""
         try:
             return pwd.getpwuid(uid).pw_name
-        except KeyError:
+        except (KeyError, AttributeError):  # no such user; no pwd module
             return str(uid)
 
     def homeDirectory(self, uid: int) -> str | None:
         """The home directory of the user *uid*, if it has one."""
         try:
             return pwd.getpwuid(uid).pw_dir
-        except KeyError:
+        except (KeyError, AttributeError):
             return None
 
     def isHidden(self, uid: int) -> bool:
