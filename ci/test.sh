@@ -17,3 +17,7 @@ have lftp || missing+=(lftp)
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"
 TXFRAME_NO_EXTENSIONS=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests -q "$@"
+# The distribution artifacts, built and tested as users install them (sdist, manylinux
+# wheel, pure wheel; the suite run from outside the checkout; stubtest and mypy). Not
+# when pytest arguments narrow the run (bash ci/test.sh -k LineOnly).
+[ $# -gt 0 ] || bash "$ROOT/ci/dist.sh"

@@ -216,7 +216,7 @@ def _integer_to_wire(value: Any) -> bytes:
     return b"%d" % (value,)
 
 
-def _unicode_to_wire(value: Any) -> bytes:
+def _unicode_to_wire(value: str) -> bytes:
     return value.encode("utf-8")
 
 

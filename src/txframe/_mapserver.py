@@ -276,7 +276,8 @@ class _MapProtocol(asyncio.Protocol):
     def __init__(self, server: MapServer, framer: Any) -> None:
         self._server = server
         self._framer = framer
-        self.data_received = partial(framer.feed, self)
+        # the loop calls the framer straight (an instance attribute over the method)
+        self.data_received = partial(framer.feed, self)  # type: ignore[method-assign]
         self._transport: Any = None
         self._write: Any = None
         self._fold = server.fold_case
@@ -297,7 +298,8 @@ class _MapProtocol(asyncio.Protocol):
         if self in server.connections:
             server.connections.discard(self)
             server.stats.connections[self.kind] -= 1
-        self.data_received = _discard  # break the cycle protocol -> partial -> protocol
+        # break the cycle protocol -> partial -> protocol
+        self.data_received = _discard  # type: ignore[method-assign]
         self._framer.paused = True
         self._write = _discard
         self._transport = None
@@ -334,6 +336,7 @@ class TcpTableProtocol(_MapProtocol):
 
     __slots__ = ("_table",)
     kind = "tcp"
+    MAX_LENGTH: int  # with delimiter, set on the subclass MapServer makes (_with_settings)
 
     def __init__(self, server: MapServer, table: Table) -> None:
         super().__init__(server, LineFramer(True))
@@ -353,7 +356,7 @@ class TcpTableProtocol(_MapProtocol):
             if self._fold:
                 key = key.lower()
             table = self._table
-            reply = table.tcp.get(key)
+            reply = table.tcp.get(key)  # type: ignore[union-attr]  # set: we serve tcp
             if reply is None:
                 table.tcp_misses += 1
                 self._write(TCP_NOT_FOUND)
@@ -402,7 +405,7 @@ class SocketmapProtocol(_MapProtocol):
             return self._other(payload)
         if self._fold:
             key = key.lower()
-        reply = table.socketmap.get(key)
+        reply = table.socketmap.get(key)  # type: ignore[union-attr]  # set: we serve it
         if reply is None:
             table.socketmap_misses += 1
             self._write(SOCKETMAP_NOT_FOUND)

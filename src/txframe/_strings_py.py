@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from ._lines_py import as_bytes
 
@@ -147,11 +147,14 @@ class PrefixFramer(_Buffer):
     def _deliver(self, sink: Any) -> None:
         prefix = sink.prefixLength
         layout = struct.Struct(sink.structFormat)
+        unpack: Callable[[bytes | bytearray, int], tuple[Any, ...]]
         if layout.size == prefix:
             unpack = layout.unpack_from
         else:  # as Twisted: unpack exactly prefixLength bytes (struct.error if wrong)
-            def unpack(data: bytes | bytearray, pos: int) -> tuple[Any, ...]:
+            def unpack_exactly(data: bytes | bytearray, pos: int) -> tuple[Any, ...]:
                 return layout.unpack(data[pos : pos + prefix])
+
+            unpack = unpack_exactly
         while not self._paused:
             data = self._data
             pos = self._pos
@@ -285,7 +288,7 @@ def string_data_received(self: Any, data: Any) -> None:
     if framer is None:
         framer = self._getFramer()
     try:
-        return framer.feed(self, data)
+        framer.feed(self, data)
     except Exception as error:
         if not self._callbackFailed(error):
             raise

@@ -17,10 +17,11 @@ never finishes a box can make us hold.
 from __future__ import annotations
 
 from types import MethodType
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp as _amp
 from twisted.protocols.amp import (
@@ -213,7 +214,7 @@ class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
         if self.transport is not None:
             self.transport.loseConnection()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._boxLengthExceeded:
             reason = Failure(TooLong(False, False, None, None))
         super().connectionLost(reason)
@@ -416,7 +417,9 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         tag = b"%x" % (number,)
         answered = commandType.requiresAnswer
         # raises as Twisted's sendBox does, the tag used up
-        self.transport.write(request.write(values, tag if answered else None))
+        self.transport.write(  # type: ignore[union-attr]
+            request.write(values, tag if answered else None)
+        )
         if not answered:
             return None
         calls = self._calls
@@ -430,7 +433,8 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         calls = self._calls
         plan = calls.pop(box[ANSWER], None) if calls else None
         if plan is None:
-            return super()._answerReceived(box)
+            super()._answerReceived(box)
+            return None
         question = self._outstandingRequests.pop(box[ANSWER])
         question.addErrback(self.unhandledError)
         try:
@@ -445,7 +449,8 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         calls = self._calls
         plan = calls.pop(box[ERROR], None) if calls else None
         if plan is None:
-            return super()._errorReceived(box)
+            super()._errorReceived(box)
+            return None
         question = self._outstandingRequests.pop(box[ERROR])
         question.addErrback(self.unhandledError)
         code = box[ERROR_CODE]
@@ -477,11 +482,13 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         if self._fastResponders and self.locator is self and self._own(_DISPATCHING):
             found = self._commandDispatch.get(box[COMMAND])
         if found is None:
-            return super()._commandReceived(box)
+            super()._commandReceived(box)
+            return None
         command, responder = found
         plan = self._plan(command)
         if not plan.answers:
-            return super()._commandReceived(box)
+            super()._commandReceived(box)
+            return None
         ask = box.get(ASK)
         try:
             kw = plan.request.decode(box, self)
@@ -503,10 +510,10 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         except BaseException:  # as from sendBox in Twisted's answer
             self.unhandledError(Failure())
             return None
-        self.transport.write(data)
+        self.transport.write(data)  # type: ignore[union-attr]
         return None
 
-    def _respond(self, result: Deferred, command: Any, responder: Any, ask: Any) -> None:
+    def _respond(self, result: Deferred[Any], command: Any, responder: Any, ask: Any) -> None:
         """Answer a call whose responder has run, with Twisted's rules: serialize what it
         returned, map its known errors, then answer."""
         method = MethodType(responder, self)
@@ -520,7 +527,7 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
         result.addCallback(serialize).addErrback(_knownError, command)
         self._answer(result, ask)
 
-    def _answer(self, result: Deferred, ask: Any) -> None:
+    def _answer(self, result: Deferred[Any], ask: Any) -> None:
         """Send the answer (or error) box *result* fires with, if the call asked for
         one; report a failure left over."""
         if ask is not None:
@@ -561,11 +568,12 @@ def _errorBox(failure: Failure, ask: bytes) -> Any:
     """The box answering a call that failed: its code and description if it is a
     RemoteAmpError (closing the connection if fatal), else UNKNOWN (logged, closing)."""
     if failure.check(RemoteAmpError):
-        code = failure.value.errorCode
-        description = failure.value.description
+        error = cast(RemoteAmpError, failure.value)
+        code = error.errorCode
+        description = error.description
         if isinstance(description, str):
             description = description.encode("utf-8", "replace")
-        box = QuitBox() if failure.value.fatal else AmpBox()
+        box = QuitBox() if error.fatal else AmpBox()
     else:
         box = QuitBox()
         _log.failure("while receiving response to command", failure)
@@ -616,7 +624,7 @@ class LargeString(Argument):
         objects[_wireName(name)] = self.fromStringProto(b"".join(pieces), proto)
 
     def toString(self, inObject: Any) -> bytes:
-        return inObject
+        return cast(bytes, inObject)
 
     def fromString(self, inString: bytes) -> Any:
         return inString
@@ -625,7 +633,7 @@ class LargeString(Argument):
 class LargeUnicode(LargeString):
     """Text of any length, as UTF-8, carried as :class:`LargeString` carries bytes."""
 
-    def toString(self, inObject: Any) -> bytes:
+    def toString(self, inObject: str) -> bytes:
         return inObject.encode("utf-8")
 
     def fromString(self, inString: bytes) -> Any:

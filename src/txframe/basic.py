@@ -10,9 +10,10 @@ objects, so code that catches or subclasses them works with either module.
 from __future__ import annotations
 
 from struct import calcsize, pack
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import protocol
+from twisted.internet.interfaces import IPushProducer
 from twisted.protocols.basic import (
     FileSender,
     IncompleteNetstring,
@@ -95,20 +96,20 @@ class _Framed(protocol.Protocol):
         """Stop delivering (and ask the transport to stop reading)."""
         self.paused = True
         if self.transport is not None:
-            self.transport.pauseProducing()
+            cast(IPushProducer, self.transport).pauseProducing()  # a connection's transport is one
 
     def resumeProducing(self) -> None:
         """Deliver what was held back, and ask the transport to read again."""
         self.paused = False
         if self.transport is not None:
-            self.transport.resumeProducing()
+            cast(IPushProducer, self.transport).resumeProducing()  # a connection's transport is one
         self.dataReceived(b"")
 
     def stopProducing(self) -> None:
         """Stop delivering (and tell the transport to stop producing)."""
         self.paused = True
         if self.transport is not None:
-            self.transport.stopProducing()
+            cast(IPushProducer, self.transport).stopProducing()  # a connection's transport is one
 
 
 _ABSENT = object()
@@ -260,7 +261,7 @@ class LineReceiver(_LineProtocol):
 
     def sendLine(self, line: bytes) -> Any:
         """Send *line* followed by the delimiter."""
-        return self.transport.write(line + self.delimiter)
+        return self.transport.write(line + self.delimiter)  # type: ignore[union-attr]
 
     def lineLengthExceeded(self, line: bytes) -> Any:
         """Called when the maximum line length has been reached.
@@ -283,7 +284,7 @@ class LineOnlyReceiver(_LineProtocol):
 
     def sendLine(self, line: bytes) -> Any:
         """Send *line* followed by the delimiter."""
-        return self.transport.writeSequence((line, self.delimiter))
+        return self.transport.writeSequence((line, self.delimiter))  # type: ignore[union-attr]
 
 
 # -- length-prefixed strings ---------------------------------------------------------
@@ -359,7 +360,9 @@ class IntNStringReceiver(_Recvd, _StringProtocol):
             raise StringTooLongError(
                 "Try to send %s bytes whereas maximum is %s" % (len(string), limit)
             )
-        self.transport.write(pack(self.structFormat, len(string)) + string)
+        self.transport.write(  # type: ignore[union-attr]
+            pack(self.structFormat, len(string)) + string
+        )
 
 
 class Int32StringReceiver(IntNStringReceiver):
@@ -405,7 +408,7 @@ class NetstringReceiver(_StringProtocol):
 
     def sendString(self, string: bytes) -> None:
         """Send *string* as a netstring."""
-        self.transport.write(b"%d:%b," % (len(string), string))
+        self.transport.write(b"%d:%b," % (len(string), string))  # type: ignore[union-attr]
 
     def _netstringParseError(self, message: str) -> None:
         self.netstringParseError(NetstringParseError(message))

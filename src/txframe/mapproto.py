@@ -54,7 +54,7 @@ class MalformedRequest(ValueError):
     """A request that cannot be answered as asked (the reply says why)."""
 
 
-def quote(data: Any) -> bytes:
+def quote(data: str | bytes | bytearray | memoryview) -> bytes:
     """*data* (bytes, or text as UTF-8) %XX-encoded as Postfix encodes map keys and
     values: every byte but printable ASCII, and ``%`` and space, becomes ``%XX``."""
     if isinstance(data, str):
@@ -65,7 +65,7 @@ def quote(data: Any) -> bytes:
     return b"".join([_QUOTED[n] for n in data])
 
 
-def unquote(data: Any) -> bytes:
+def unquote(data: str | bytes | bytearray | memoryview) -> bytes:
     """Undo :func:`quote` (either hex case; ``%%`` is read as ``%``, leniently).
 
     :raises MalformedRequest: for a ``%`` not followed by two hex digits or ``%``.

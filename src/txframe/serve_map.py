@@ -596,6 +596,7 @@ async def serve(
     server = MapServer(tables, config.fold_case, config.max_query)
     reuse_port = worker is not None
     listeners: list[asyncio.AbstractServer] = []
+    listener: asyncio.AbstractServer
     made_unix: list[tuple[str, Any]] = []
     addresses: dict[str, Any] = {"tcp": [], "socketmap": [], "unix": [], "metrics": None}
     try:
@@ -658,11 +659,12 @@ async def serve(
     if config.idle_timeout > 0:
         tasks.append(asyncio.ensure_future(_sweep(server, config.idle_timeout / 4)))
 
-    control = None
+    control: LineChannel | None = None
     if control_fd is not None:
 
         def on_line(line: bytes) -> None:
             if line == b"metrics":
+                assert control is not None  # the supervisor asks once we said ready
                 control.send(b"metrics " + json.dumps(server.snapshot()).encode())
 
         def on_lost() -> None:
@@ -861,7 +863,7 @@ class Supervisor:
                 assert worker.ready is not None and worker.proc is not None
                 await asyncio.wait_for(asyncio.shield(worker.ready), _STARTUP_TIMEOUT)
             except Exception as error:
-                proc = worker.proc  # type: ignore[assignment]
+                proc = worker.proc
                 log.error("worker %d did not restart: %s", worker.index, error)
                 if proc is not None and proc.returncode is None:
                     proc.kill()
@@ -926,7 +928,7 @@ class Supervisor:
             )
             for worker in self.workers:
                 await self.start_worker(worker)
-            ready = asyncio.gather(*[w.ready for w in self.workers])  # type: ignore[misc]
+            ready = asyncio.gather(*[w.ready for w in self.workers])  # type: ignore[arg-type]
             await asyncio.wait([ready, stop], timeout=_STARTUP_TIMEOUT,
                                return_when=asyncio.FIRST_COMPLETED)
             if not ready.done():
@@ -1003,7 +1005,9 @@ def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
                 raise UsageError("--loop uvloop: uvloop is not installed (pip install "
                                  "'txframe[uvloop]')")
         else:
-            return uvloop.new_event_loop  # type: ignore[no-any-return]
+            # typed with uvloop installed and without it (then uvloop is Any)
+            new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return new_loop
     return asyncio.new_event_loop
 
 
