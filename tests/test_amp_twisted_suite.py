@@ -50,6 +50,8 @@ from twisted.trial.unittest import TestCase as TrialTestCase
 import txframe.amp
 from txframe import framing
 
+from twisted_suite import load_suite
+
 SUITE = "twisted.test.test_amp"
 REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
@@ -135,35 +137,10 @@ class _AmpAsSeenBySuite(types.ModuleType):
             setattr(twisted_amp, name, value)
 
 
-_MISSING = object()
-
-
 def _load_suite(kind: str, target: types.ModuleType) -> tuple[types.ModuleType, Any]:
     """A fresh copy of Twisted's test_amp whose ``amp`` is *target*."""
     seen = _AmpAsSeenBySuite(target)
-    origin = importlib.util.find_spec(SUITE).origin
-    name = f"txframe_twisted_amp_suite_{kind}"
-    spec = importlib.util.spec_from_file_location(name, origin)
-    module = importlib.util.module_from_spec(spec)
-    package = twisted.protocols
-    saved_attribute = vars(package).get("amp", _MISSING)
-    saved_module = sys.modules.get(twisted_amp.__name__, _MISSING)
-    sys.modules[name] = module
-    package.amp = seen
-    sys.modules[twisted_amp.__name__] = seen
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved_attribute is _MISSING:
-            del package.amp
-        else:
-            package.amp = saved_attribute
-        if saved_module is _MISSING:
-            del sys.modules[twisted_amp.__name__]
-        else:
-            sys.modules[twisted_amp.__name__] = saved_module
-    assert module.amp is seen
-    return module, seen
+    return load_suite(SUITE, f"txframe_twisted_amp_suite_{kind}", "amp", seen), seen
 
 
 def _expect_difference(cls: type, method: str, reason: str, raises: Any) -> None:

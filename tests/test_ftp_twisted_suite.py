@@ -24,7 +24,6 @@ import importlib.util
 import inspect
 import os
 import re
-import sys
 import types
 import unittest
 from typing import Any
@@ -37,6 +36,7 @@ from twisted.protocols import ftp as twisted_ftp
 
 import txframe.ftp
 from ftp_classes import bind_ftp
+from twisted_suite import load_suite
 
 SUITE = "twisted.test.test_ftp"
 REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
@@ -73,34 +73,9 @@ class _FtpAsSeenBySuite(types.ModuleType):
         return getattr(txframe.ftp, name)
 
 
-_MISSING = object()
-
-
 def _load_suite(kind: str, seen: types.ModuleType) -> types.ModuleType:
     """A fresh copy of Twisted's test_ftp whose ``ftp`` is *seen*."""
-    origin = importlib.util.find_spec(SUITE).origin
-    name = f"txframe_twisted_ftp_suite_{kind}"
-    spec = importlib.util.spec_from_file_location(name, origin)
-    module = importlib.util.module_from_spec(spec)
-    package = twisted.protocols
-    saved_attribute = vars(package).get("ftp", _MISSING)
-    saved_module = sys.modules.get(twisted_ftp.__name__, _MISSING)
-    sys.modules[name] = module
-    package.ftp = seen
-    sys.modules[twisted_ftp.__name__] = seen
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved_attribute is _MISSING:
-            del package.ftp
-        else:
-            package.ftp = saved_attribute
-        if saved_module is _MISSING:
-            del sys.modules[twisted_ftp.__name__]
-        else:
-            sys.modules[twisted_ftp.__name__] = saved_module
-    assert module.ftp is seen
-    return module
+    return load_suite(SUITE, f"txframe_twisted_ftp_suite_{kind}", "ftp", seen)
 
 
 def _server_side(module: types.ModuleType, cls: type) -> bool:

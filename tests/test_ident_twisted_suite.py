@@ -8,12 +8,11 @@ if one starts passing, the run fails.
 
 from __future__ import annotations
 
-import importlib.util
 import unittest
 
 import pytest
-import twisted.protocols.ident
 
+from twisted_suite import load_suite
 from txframe import ident
 
 EXPECTED_DIFFERENCES = {
@@ -27,18 +26,8 @@ EXPECTED_DIFFERENCES = {
 
 
 def _suite_module():
-    spec = importlib.util.find_spec("twisted.test.test_ident")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Its "from twisted.protocols import ident" must bind txframe's module while it
-    # runs (its classes subclass ident.IdentServer), and only while it runs.
-    saved = twisted.protocols.ident
-    twisted.protocols.ident = ident
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        twisted.protocols.ident = saved
-    assert module.ident is ident and issubclass(module.TestIdentServer, ident.IdentServer)
+    module = load_suite("twisted.test.test_ident", "txframe_twisted_ident_suite", "ident", ident)
+    assert issubclass(module.TestIdentServer, ident.IdentServer)
     return module
 
 
