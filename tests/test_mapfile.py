@@ -86,3 +86,52 @@ def test_a_big_map(tmp_path):
     path.write_bytes(b"".join(b"key%d value%d\n" % (i, i) for i in range(100_000)))
     entries = load_map(path).entries
     assert len(entries) == 100_000 and entries[b"key99999"] == b"value99999"
+
+
+# -- reading a map that changes (serve-map's reloads) ---------------------------------
+
+
+def _read_while(tmp_path, monkeypatch, change):
+    """build_map on a map file that *change(path)* alters after its first line is read."""
+    from txframe import serve_map
+
+    path = tmp_path / "m.map"
+    path.write_bytes(b"".join(b"key%d old\n" % i for i in range(1000)))
+
+    def parse_changing(handle, fold_case=False):
+        def lines():
+            for number, line in enumerate(handle):
+                if number == 1:
+                    change(path)
+                yield line
+        return parse_map(lines(), fold_case)
+
+    monkeypatch.setattr(serve_map, "parse_map", parse_changing)
+    config = serve_map.Config(maps=[str(path)], tcp=[["m", "127.0.0.1", 0]], socketmap=[], unix=[])
+    return serve_map.build_map(str(path), config, tcp=True)
+
+
+def test_a_map_renamed_over_while_read_is_read_whole(tmp_path, monkeypatch):
+    """An atomic replace meanwhile leaves the opened version complete: it is served, and
+    the signature is the opened file's, so that the next poll loads the new one."""
+    from txframe.serve_map import file_signature
+
+    def replace(path):
+        new = path.with_name("m.new")
+        new.write_bytes(b"key0 new\n")
+        os.replace(new, path)
+
+    built = _read_while(tmp_path, monkeypatch, replace)
+    assert built.entries == 1000 and built.tcp[b"key999"] == b"200 old\n"
+    assert built.signature != file_signature(str(tmp_path / "m.map"))
+
+
+def test_a_map_written_in_place_while_read_is_read_again(tmp_path, monkeypatch):
+    from txframe.serve_map import FileChanging
+
+    def append(path):
+        with open(path, "ab") as handle:
+            handle.write(b"late entry\n")
+
+    with pytest.raises(FileChanging):
+        _read_while(tmp_path, monkeypatch, append)

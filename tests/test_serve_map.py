@@ -665,9 +665,9 @@ def test_reload_is_atomic(tmp_path):
     try:
         client = LineClient(server.tcp)
         seen = set()
-        stop = time.monotonic() + 2
+        stop = time.monotonic() + 60  # a bound for a slow machine, not a measure
         n = 0
-        while time.monotonic() < stop:
+        while len(seen) < 4 and time.monotonic() < stop:
             n += 1
             write_map(path, version(n))
             for _ in range(50):
@@ -675,7 +675,7 @@ def test_reload_is_atomic(tmp_path):
                 a, b = client.replies(2)
                 assert a == b, (a, b)
                 seen.add(a)
-        assert len(seen) > 2, seen  # reloads happened during the run
+        assert len(seen) >= 4, seen  # maps replaced faster than they load still reload
     finally:
         assert server.stop() == 0
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable, NamedTuple
+from contextlib import contextmanager
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
 
 class MapFileError(ValueError):
@@ -106,9 +107,19 @@ def load_map(path: str | os.PathLike[str], fold_case: bool = False) -> LoadedMap
 
     :raises MapFileError: if it cannot be read.
     """
+    with open_map(path) as handle:
+        return parse_map(handle, fold_case)
+
+
+@contextmanager
+def open_map(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """The map file at *path*, open for reading.
+
+    :raises MapFileError: if opening or reading it fails (an :class:`OSError`).
+    """
     try:
         with open(path, "rb") as handle:
-            return parse_map(handle, fold_case)
+            yield handle
     except OSError as error:
         raise MapFileError(f"cannot read map file {os.fspath(path)!r}: {error.strerror}") from error
 

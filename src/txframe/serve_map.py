@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable
 
 from .framing import LineFramer, implementation
-from .mapfile import MapFileError, load_map, map_name
+from .mapfile import MapFileError, map_name, open_map, parse_map
 from .mapproto import SOCKETMAP_QUERY_LIMIT
 from ._mapserver import (
     Built,
@@ -302,22 +302,30 @@ class FileChanging(Exception):
 def file_signature(path: str) -> Any:
     """What tells a changed file: device, inode, size and mtime; None if missing."""
     try:
-        st = os.stat(path)
+        return stat_signature(os.stat(path))
     except OSError:
         return None
+
+
+def stat_signature(st: os.stat_result) -> Any:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def build_map(path: str, config: Config, tcp: bool) -> Built:
     """Load the map file at *path* and format its replies (runs in a thread at reload).
 
+    The version read is the one opened: a file replaced (renamed over) meanwhile is
+    read whole and the next poll picks up the new one. Only a file written in place
+    while it is read is refused.
+
     :raises MapFileError: unreadable, or (unless ``config.lenient``) with bad lines.
     :raises FileChanging: if the file changed while it was read.
     """
-    before = file_signature(path)
-    loaded = load_map(path, config.fold_case)
-    if file_signature(path) != before:
-        raise FileChanging(path)
+    with open_map(path) as handle:
+        before = stat_signature(os.fstat(handle.fileno()))
+        loaded = parse_map(handle, config.fold_case)
+        if stat_signature(os.fstat(handle.fileno())) != before:
+            raise FileChanging(path)
     problems = [f"{path}, line {p.line}: {p.message}" for p in loaded.problems]
     if problems and not config.lenient:
         shown = "; ".join(problems[:5])
