@@ -24,18 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from peer_rule import unavailable
+
 pytestmark = pytest.mark.peer
 
 PEER = Path(__file__).parent / "peers" / "ident_peer.py"
-CI = os.environ.get("CI") == "true"
 NOBODY = 65534
 TIMEOUT = 20
-
-
-def unavailable(why: str) -> None:
-    if CI:
-        pytest.fail(f"{why} (required under CI=true)")
-    pytest.skip(why)
 
 
 # -- peers -------------------------------------------------------------------------------
