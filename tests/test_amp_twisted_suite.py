@@ -50,7 +50,7 @@ from twisted.trial.unittest import TestCase as TrialTestCase
 import txframe.amp
 from txframe import framing
 
-from twisted_suite import load_suite
+from twisted_suite import in_a_temporary_directory, load_suite  # noqa: F401 (a fixture)
 
 SUITE = "twisted.test.test_amp"
 REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")

@@ -36,7 +36,7 @@ from twisted.protocols import ftp as twisted_ftp
 
 import txframe.ftp
 from ftp_classes import bind_ftp
-from twisted_suite import load_suite
+from twisted_suite import in_a_temporary_directory, load_suite  # noqa: F401 (a fixture)
 
 SUITE = "twisted.test.test_ftp"
 REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
@@ -115,13 +115,6 @@ def _expose(kind: str, module: types.ModuleType, marks: list[Any]) -> list[str]:
         exposed.append(f"{kind.capitalize()}_{name}")
         globals()[exposed[-1]] = obj
     return exposed
-
-
-@pytest.fixture(autouse=True)
-def _in_a_temporary_directory(tmp_path, monkeypatch):
-    """The suite's servers serve directories made by trial's ``mktemp``, relative to
-    the working directory: make them under pytest's temporary directory."""
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

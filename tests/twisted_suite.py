@@ -13,9 +13,17 @@ import sys
 import types
 from typing import Any
 
+import pytest
 import twisted.protocols
 
 _MISSING = object()
+
+
+@pytest.fixture(autouse=True)
+def in_a_temporary_directory(tmp_path, monkeypatch):
+    """Trial's ``mktemp`` makes its folders relative to the working directory: make
+    them under pytest's temporary directory. (Autouse in the modules that import it.)"""
+    monkeypatch.chdir(tmp_path)
 
 
 def load_suite(suite: str, name: str, attribute: str, seen: Any) -> types.ModuleType:
