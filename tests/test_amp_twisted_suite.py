@@ -29,10 +29,8 @@ one starts passing the run fails.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
-import os
 import re
 import sys
 import types
@@ -50,11 +48,15 @@ from twisted.trial.unittest import TestCase as TrialTestCase
 import txframe.amp
 from txframe import framing
 
-from twisted_suite import in_a_temporary_directory, load_suite  # noqa: F401 (a fixture)
+from twisted_suite import (  # noqa: F401 (in_a_temporary_directory: a fixture)
+    expose,
+    in_a_temporary_directory,
+    load_suite,
+    require_compiled,
+    twins,
+)
 
 SUITE = "twisted.test.test_amp"
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
-
 #: Private names of Twisted's amp module that the suite uses and txframe.amp need not
 #: have (they are Twisted's helpers; txframe's classes use Twisted's).
 PRIVATE_NAMES = frozenset({"_FixedOffsetTZInfo", "_SwitchBox", "_TLSBox", "ssl"})
@@ -67,19 +69,7 @@ EXPECTED_DIFFERENCES: dict[str, tuple[str, type[BaseException]]] = {}
 # -- the codecs ------------------------------------------------------------------------
 
 
-def _codec(suffix: str) -> tuple[Any, BaseException | None]:
-    try:
-        return importlib.import_module(f"txframe._boxes_{suffix}"), None
-    except ImportError as error:
-        if suffix == "c" and REQUIRED:
-            return None, error
-        if suffix == "c":
-            return None, None
-        raise
-
-
-COMPILED, COMPILED_ERROR = _codec("c")
-PURE, _ = _codec("py")
+COMPILED, COMPILED_ERROR, PURE = twins("boxes")
 
 _CODEC_NAMES = ("BoxFramer", "Schema", "decode_boxes", "encode_box")
 
@@ -143,46 +133,10 @@ def _load_suite(kind: str, target: types.ModuleType) -> tuple[types.ModuleType, 
     return load_suite(SUITE, f"txframe_twisted_amp_suite_{kind}", "amp", seen), seen
 
 
-def _expect_difference(cls: type, method: str, reason: str, raises: Any) -> None:
-    """Mark *cls*'s test *method* (its own copy, even if inherited) as failing."""
-    test = getattr(cls, method)
-
-    @functools.wraps(test)
-    def expected(self: Any) -> Any:
-        return test(self)
-
-    expected.pytestmark = [pytest.mark.xfail(reason=reason, raises=raises, strict=True)]
-    setattr(cls, method, expected)
-
-
-def _expose(kind: str, module: types.ModuleType, marks: list[Any]) -> list[str]:
-    """Make the suite's TestCases globals of this module, prefixed with *kind*."""
-    exposed = []
-    for name, obj in sorted(vars(module).items()):
-        if not (
-            isinstance(obj, type)
-            and issubclass(obj, unittest.TestCase)
-            and obj.__module__ == module.__name__
-        ):
-            continue
-        obj.pytestmark = list(marks)
-        for method in dir(obj):
-            entry = EXPECTED_DIFFERENCES.get(f"{name}.{method}")
-            if entry is not None:
-                _expect_difference(obj, method, *entry)
-        exposed.append(f"{kind.capitalize()}_{name}")
-        globals()[exposed[-1]] = obj
-    return exposed
-
-
 @pytest.fixture
 def compiled_codec() -> Any:
     """The compiled box codec (skip without it; an error if it is required)."""
-    if COMPILED_ERROR is not None:  # a new error each time: re-raising one grows its traceback
-        raise ImportError(f"the compiled box codec is required: {COMPILED_ERROR}")
-    if COMPILED is None:
-        pytest.skip("txframe was installed without its compiled extension")
-    return COMPILED
+    return require_compiled(COMPILED, COMPILED_ERROR, "box codec")
 
 
 SUITES: dict[str, tuple[Any, types.ModuleType, _AmpAsSeenBySuite]] = {}
@@ -196,7 +150,7 @@ for _kind, _codec_module, _marks in (
     _target = _amp_bound_to(_codec_module or PURE)
     _suite, _seen = _load_suite(_kind, _target)
     SUITES[_kind] = (_codec_module, _target, _seen)
-    _expose(_kind, _suite, _marks)
+    expose(_suite, _kind.capitalize(), _marks, globals(), EXPECTED_DIFFERENCES)
 
 
 # -- guards ----------------------------------------------------------------------------
@@ -235,14 +189,6 @@ def test_suite_borrows_only_private_names():
     assert sorted(name for name in used - PRIVATE_NAMES if not hasattr(txframe.amp, name)) == []
     for kind, (_, _, seen) in SUITES.items():
         assert seen.borrowed <= PRIVATE_NAMES, kind
-
-
-def test_expected_differences_name_tests_of_the_suite():
-    """Each entry of EXPECTED_DIFFERENCES marks a test that exists (a typo marks none)."""
-    suite = sys.modules["txframe_twisted_amp_suite_pure"]
-    for entry in EXPECTED_DIFFERENCES:
-        cls, _, method = entry.partition(".")
-        assert method.startswith("test") and callable(getattr(getattr(suite, cls), method)), entry
 
 
 class _LateFailure(TrialTestCase):

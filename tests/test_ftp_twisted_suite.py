@@ -19,13 +19,9 @@ listed in ``EXPECTED_DIFFERENCES`` and marked ``xfail(strict=True)``; there are 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import os
 import re
 import types
-import unittest
 from typing import Any
 
 import pytest
@@ -36,29 +32,22 @@ from twisted.protocols import ftp as twisted_ftp
 
 import txframe.ftp
 from ftp_classes import bind_ftp
-from twisted_suite import in_a_temporary_directory, load_suite  # noqa: F401 (a fixture)
+from twisted_suite import (  # noqa: F401 (in_a_temporary_directory: a fixture)
+    expose,
+    in_a_temporary_directory,
+    load_suite,
+    require_compiled,
+    twins,
+)
 
 SUITE = "twisted.test.test_ftp"
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
 BOUND_NAMES = ("DTP", "DTPFactory", "FTP", "FTPFactory")
 
 #: Twisted's test (class.method) -> (why txframe deliberately differs, what it raises).
 EXPECTED_DIFFERENCES: dict[str, tuple[str, type[BaseException]]] = {}
 
 
-def _listing(suffix: str) -> tuple[Any, BaseException | None]:
-    try:
-        return importlib.import_module(f"txframe._listing_{suffix}"), None
-    except ImportError as error:
-        if suffix == "c" and REQUIRED:
-            return None, error
-        if suffix == "c":
-            return None, None
-        raise
-
-
-COMPILED, COMPILED_ERROR = _listing("c")
-PURE, _ = _listing("py")
+COMPILED, COMPILED_ERROR, PURE = twins("listing")
 
 
 class _FtpAsSeenBySuite(types.ModuleType):
@@ -86,45 +75,10 @@ def _server_side(module: types.ModuleType, cls: type) -> bool:
     return re.search(r"\bftp\.(%s)\b" % "|".join(BOUND_NAMES), source) is not None
 
 
-def _expect_difference(cls: type, method: str, reason: str, raises: Any) -> None:
-    test = getattr(cls, method)
-
-    def expected(self: Any) -> Any:
-        return test(self)
-
-    expected.__name__ = method
-    expected.pytestmark = [pytest.mark.xfail(reason=reason, raises=raises, strict=True)]
-    setattr(cls, method, expected)
-
-
-def _expose(kind: str, module: types.ModuleType, marks: list[Any]) -> list[str]:
-    exposed = []
-    for name, obj in sorted(vars(module).items()):
-        if not (
-            isinstance(obj, type)
-            and issubclass(obj, unittest.TestCase)
-            and obj.__module__ == module.__name__
-            and _server_side(module, obj)
-        ):
-            continue
-        obj.pytestmark = list(marks)
-        for method in dir(obj):
-            entry = EXPECTED_DIFFERENCES.get(f"{name}.{method}")
-            if entry is not None:
-                _expect_difference(obj, method, *entry)
-        exposed.append(f"{kind.capitalize()}_{name}")
-        globals()[exposed[-1]] = obj
-    return exposed
-
-
 @pytest.fixture
 def compiled_listing() -> Any:
     """The compiled LIST formatter (skip without it; an error if it is required)."""
-    if COMPILED_ERROR is not None:
-        raise ImportError(f"the compiled LIST formatter is required: {COMPILED_ERROR}")
-    if COMPILED is None:
-        pytest.skip("txframe was installed without its compiled extension")
-    return COMPILED
+    return require_compiled(COMPILED, COMPILED_ERROR, "LIST formatter")
 
 
 SUITES: dict[str, tuple[Any, types.ModuleType, list[str]]] = {}
@@ -137,7 +91,12 @@ for _kind, _listing_module, _marks in (
     # tests skip (or error) in their fixture.
     _seen = _FtpAsSeenBySuite(bind_ftp(_listing_module or PURE))
     _suite = _load_suite(_kind, _seen)
-    SUITES[_kind] = (_listing_module, _suite, _expose(_kind, _suite, _marks))
+    SUITES[_kind] = (
+        _listing_module,
+        _suite,
+        expose(_suite, _kind.capitalize(), _marks, globals(), EXPECTED_DIFFERENCES,
+               keep=lambda cls, suite=_suite: _server_side(suite, cls)),
+    )
 
 
 # -- guards ----------------------------------------------------------------------------
@@ -165,11 +124,3 @@ def test_suite_is_bound_to_its_formatter(kind, request):
                  "FTPCloseTests"):
         assert f"{kind.capitalize()}_{name}" in exposed
     assert f"{kind.capitalize()}_FTPClientTests" not in exposed
-
-
-def test_expected_differences_name_tests_of_the_suite():
-    """Each entry of EXPECTED_DIFFERENCES marks a test that exists (a typo marks none)."""
-    suite = SUITES["pure"][1]
-    for entry in EXPECTED_DIFFERENCES:
-        cls, _, method = entry.partition(".")
-        assert method.startswith("test") and callable(getattr(getattr(suite, cls), method)), entry

@@ -1,4 +1,5 @@
-"""Loading one of Twisted's own test modules against a txframe module.
+"""Running one of Twisted's own test modules against a txframe module, on the
+compiled and on the pure twin of its framer.
 
 ``load_suite("twisted.test.test_ftp", "txframe_twisted_ftp_suite_pure", "ftp", seen)``
 runs a fresh copy of Twisted's test module, under another name, while
@@ -8,13 +9,18 @@ that its ``from twisted.protocols import ftp`` binds *seen*; both are restored a
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
+import os
 import sys
 import types
-from typing import Any
+import unittest
+from typing import Any, Callable
 
 import pytest
 import twisted.protocols
+from twisted.internet import reactor
 
 _MISSING = object()
 
@@ -53,3 +59,98 @@ def load_suite(suite: str, name: str, attribute: str, seen: Any) -> types.Module
             sys.modules[qualified] = saved_module
     assert getattr(module, attribute) is seen
     return module
+
+
+# -- the compiled and pure twins ---------------------------------------------------------
+
+#: TXFRAME_REQUIRE_EXTENSIONS=1: a missing compiled module is an error, never a skip.
+REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def twins(family: str) -> tuple[Any, BaseException | None, Any]:
+    """txframe's compiled and pure modules of *family* (``boxes`` for ``_boxes_c`` and
+    ``_boxes_py``): (the compiled one or None, why it is missing if it is required,
+    the pure one)."""
+    pure = importlib.import_module(f"txframe._{family}_py")
+    try:
+        return importlib.import_module(f"txframe._{family}_c"), None, pure
+    except ImportError as error:
+        return None, (error if REQUIRED else None), pure
+
+
+def require_compiled(compiled: Any, error: BaseException | None, what: str) -> Any:
+    """*compiled*, for a fixture of the compiled copy of a suite: skip its tests when
+    the extension was not built; an error if it is required."""
+    if error is not None:  # a new error each time: re-raising one grows its traceback
+        raise ImportError(f"the compiled {what} is required: {error}")
+    if compiled is None:
+        pytest.skip("txframe was installed without its compiled extension")
+    return compiled
+
+
+# -- collecting a suite ------------------------------------------------------------------
+
+
+def expose(
+    suite: types.ModuleType,
+    prefix: str,
+    marks: list[Any],
+    namespace: dict[str, Any],
+    expected: dict[str, tuple[str, type[BaseException]]],
+    keep: Callable[[type], bool] = lambda cls: True,
+) -> list[str]:
+    """Make *suite*'s own TestCases (those *keep* accepts) globals of a test module
+    (*namespace*), named ``<prefix>_<name>`` and marked with *marks*; return the names.
+
+    *expected* maps a test (``Class.method``) to (why txframe deliberately differs, the
+    exception it fails with): that test is marked ``xfail(strict=True)``, so the run
+    fails if it starts passing. An entry that names no test is an error.
+    """
+    exposed = []
+    unmatched = set(expected)
+    for name, cls in sorted(vars(suite).items()):
+        if not (
+            isinstance(cls, type)
+            and issubclass(cls, unittest.TestCase)
+            and cls.__module__ == suite.__name__
+            and keep(cls)
+        ):
+            continue
+        cls.pytestmark = list(marks)
+        for method in unittest.TestLoader().getTestCaseNames(cls):
+            entry = expected.get(f"{name}.{method}")
+            if entry is not None:
+                unmatched.discard(f"{name}.{method}")
+                _expect_difference(cls, method, *entry)
+        exposed.append(f"{prefix}_{name}")
+        namespace[exposed[-1]] = cls
+    if unmatched:
+        raise LookupError(f"expected differences that name no test of {suite.__name__}: "
+                          f"{sorted(unmatched)}")
+    return exposed
+
+
+def _expect_difference(
+    cls: type, method: str, reason: str, raises: type[BaseException]
+) -> None:
+    """Mark *cls*'s test *method* (its own copy, even if inherited) as failing. Its
+    outcome is its own assertions': the calls it leaves scheduled in the reactor by
+    stopping part-way are cancelled (trial would report them as a second error)."""
+    test = getattr(cls, method)
+
+    @functools.wraps(test)
+    def expected(self: Any) -> Any:
+        before = set(reactor.getDelayedCalls())
+        self.addCleanup(_cancel_delayed_calls_since, before)
+        return test(self)
+
+    expected.pytestmark = [  # type: ignore[attr-defined]
+        pytest.mark.xfail(reason=reason, raises=raises, strict=True)
+    ]
+    setattr(cls, method, expected)
+
+
+def _cancel_delayed_calls_since(before: set[Any]) -> None:
+    for call in reactor.getDelayedCalls():
+        if call not in before and call.active():
+            call.cancel()
