@@ -797,12 +797,14 @@ def test_fold_case(tmp_path):
 
 def test_idle_timeout(tmp_path):
     path = write_map(tmp_path / "m.map", {"k": "v"})
-    server = start(tmp_path, "--idle-timeout", "0.4", "--tcp", "127.0.0.1:0", str(path))
+    # 1 s: a busy client asks every 0.05 s, so only a stall of the machine of nearly a
+    # second between two of its requests could make it look idle
+    server = start(tmp_path, "--idle-timeout", "1", "--tcp", "127.0.0.1:0", str(path))
     try:
         idle, busy, half = LineClient(server.tcp), LineClient(server.tcp), LineClient(server.tcp)
         half.send(b"get k")  # half a request does not count
         started = time.monotonic()
-        while time.monotonic() - started < 1.2:
+        while time.monotonic() - started < 2.5:
             assert busy.get(b"k") == b"200 v\n"
             time.sleep(0.05)
         assert idle.closed() and half.closed()
