@@ -9,12 +9,12 @@ which case its absence is an error: see test_implementation.py).
 from __future__ import annotations
 
 import importlib
-import os
 from types import SimpleNamespace
 
 import pytest
 
 from ftp_classes import bind_ftp
+from peer_rule import EXTENSIONS_REQUIRED
 from txframe import amp, basic
 
 
@@ -39,7 +39,7 @@ def _module(family, name):
     try:
         return importlib.import_module(f"txframe._{family}_{name}")
     except ImportError:
-        if name == "c" and os.environ.get("TXFRAME_REQUIRE_EXTENSIONS") not in (None, "", "0"):
+        if name == "c" and EXTENSIONS_REQUIRED:
             raise
         return None
 

@@ -29,9 +29,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 import txframe
+from peer_rule import EXTENSIONS_REQUIRED
 from txframe import ftp
 
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
 LIST_KEYS = ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")
 
@@ -168,7 +168,7 @@ def test_listing_formatter_loaded():
     asks for the pure one, the compiled formatter is the one txframe.ftp uses;
     otherwise the one txframe.framing chose."""
     module = type(ftp.DTP._formatter).__module__
-    if REQUIRED and os.environ.get("TXFRAME_NO_EXTENSIONS", "") in ("", "0"):
+    if EXTENSIONS_REQUIRED and os.environ.get("TXFRAME_NO_EXTENSIONS", "") in ("", "0"):
         assert txframe.implementation == "compiled"
     compiled = txframe.implementation == "compiled"
     assert module == ("txframe._listing_c" if compiled else "txframe._listing_py")

@@ -45,7 +45,7 @@ import pytest
 from twisted.protocols import ftp as twisted_ftp
 from twisted.python import filepath
 
-from peer_rule import unavailable
+from peer_rule import EXTENSIONS_REQUIRED, unavailable
 
 pytestmark = pytest.mark.peer
 
@@ -58,7 +58,6 @@ PEERS = Path(__file__).with_name("peers")
 SERVER = PEERS / "ftp_server.py"
 CLIENT = PEERS / "ftp_client.py"
 HOST = "127.0.0.1"
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
 BIG = 100 * 1024 * 1024
 LISTED = 10_000
@@ -106,7 +105,7 @@ def _check_impl(kind: str | None) -> None:
         try:
             importlib.import_module("txframe._listing_c")
         except ImportError:
-            if REQUIRED:
+            if EXTENSIONS_REQUIRED:
                 raise
             pytest.skip("txframe was installed without its compiled extension")
 

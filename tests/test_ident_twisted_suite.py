@@ -34,7 +34,6 @@ def test_the_suite_is_txframes():
     """The suite's classes are bound to txframe.ident, and all of them run here."""
     assert SUITE.ident is ident
     assert issubclass(SUITE.TestIdentServer, ident.IdentServer)
-    tests = sum(
-        unittest.TestLoader().getTestCaseNames(globals()[name]).__len__() for name in EXPOSED
-    )
+    loader = unittest.TestLoader()
+    tests = sum(len(loader.getTestCaseNames(globals()[name])) for name in EXPOSED)
     assert tests >= 13, EXPOSED

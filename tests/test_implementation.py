@@ -12,9 +12,9 @@ import types
 import pytest
 
 import txframe
+from peer_rule import EXTENSIONS_REQUIRED
 from txframe import basic, framing
 
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
 DISABLED = os.environ.get("TXFRAME_NO_EXTENSIONS", "") not in ("", "0")
 
 
@@ -44,7 +44,7 @@ def test_implementation_is_what_the_environment_asks_for():
     """The guard: with TXFRAME_REQUIRE_EXTENSIONS=1 (CI) the compiled framers are in use."""
     if DISABLED:
         assert txframe.implementation == "pure"
-    elif REQUIRED:
+    elif EXTENSIONS_REQUIRED:
         assert txframe.implementation == "compiled"
         assert framing.LineFramer.__module__ == "txframe._lines_c"
         assert basic.LineReceiver.dataReceived.__module__ == "txframe._lines_c"
@@ -60,7 +60,7 @@ def test_implementation_is_what_the_environment_asks_for():
 
 @pytest.mark.compiled
 def test_compiled_module_is_an_extension():
-    if not REQUIRED:  # a pure install (the pure wheel) has no compiled module to check
+    if not EXTENSIONS_REQUIRED:  # a pure install (the pure wheel) has no compiled module to check
         pytest.importorskip("txframe._lines_c")
     from txframe import _lines_c
 

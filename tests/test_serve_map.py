@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from peer_rule import EXTENSIONS_REQUIRED
+
 pytestmark = pytest.mark.peer
 
 START_TIMEOUT = 30.0
@@ -303,7 +305,7 @@ def _implementation_env(kind: str) -> dict[str, str]:
         import txframe._lines_c  # noqa: F401
         import txframe._strings_c  # noqa: F401
     except ImportError:
-        if os.environ.get("TXFRAME_REQUIRE_EXTENSIONS") not in (None, "", "0"):
+        if EXTENSIONS_REQUIRED:
             raise
         pytest.skip("txframe was installed without its compiled extension")
     return {"TXFRAME_NO_EXTENSIONS": ""}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import os
 import sys
 import types
 import unittest
@@ -21,6 +20,8 @@ from typing import Any, Callable
 import pytest
 import twisted.protocols
 from twisted.internet import reactor
+
+from peer_rule import EXTENSIONS_REQUIRED
 
 _MISSING = object()
 
@@ -63,9 +64,6 @@ def load_suite(suite: str, name: str, attribute: str, seen: Any) -> types.Module
 
 # -- the compiled and pure twins ---------------------------------------------------------
 
-#: TXFRAME_REQUIRE_EXTENSIONS=1: a missing compiled module is an error, never a skip.
-REQUIRED = os.environ.get("TXFRAME_REQUIRE_EXTENSIONS", "") not in ("", "0")
-
 
 def twins(family: str) -> tuple[Any, BaseException | None, Any]:
     """txframe's compiled and pure modules of *family* (``boxes`` for ``_boxes_c`` and
@@ -75,7 +73,7 @@ def twins(family: str) -> tuple[Any, BaseException | None, Any]:
     try:
         return importlib.import_module(f"txframe._{family}_c"), None, pure
     except ImportError as error:
-        return None, (error if REQUIRED else None), pure
+        return None, (error if EXTENSIONS_REQUIRED else None), pure
 
 
 def require_compiled(compiled: Any, error: BaseException | None, what: str) -> Any:
