@@ -1,12 +1,13 @@
 """Drop-in replacement for :mod:`twisted.protocols.amp`.
 
-Every name in Twisted's ``amp.__all__`` is here. Commands, Argument types, errors,
-interfaces and locators are Twisted's own objects, so a Command defined against either
-module works with both, and so does a peer running Twisted's AMP. ``AmpBox``,
-``QuitBox``, ``BinaryBoxProtocol``, ``AMP``, ``parse`` and ``parseString`` are
-txframe's: boxes are decoded and encoded by txframe's codec (compiled when
-available), and ``AMP`` converts the arguments of the built-in Argument types without
-building a box in between. They subclass Twisted's classes, and behave as they do
+Every public name of Twisted's module is here (those not replaced, through the
+module's ``__getattr__``). Commands, Argument types, errors, interfaces and locators
+are Twisted's own objects, so a Command defined against either module works with
+both, and so does a peer running Twisted's AMP. ``AmpBox``, ``QuitBox``,
+``BinaryBoxProtocol``, ``AMP``, ``parse`` and ``parseString`` are txframe's: boxes
+are decoded and encoded by txframe's codec (compiled when available), and ``AMP``
+converts the arguments of the built-in Argument types without building a box in
+between. They subclass Twisted's classes, and behave as they do
 (see the README's "Differences from Twisted" for the defects fixed on the way).
 
 Beyond Twisted: :class:`LargeString` and :class:`LargeUnicode` carry values over
@@ -75,6 +76,7 @@ from twisted.protocols.amp import (
 )
 from twisted.python.failure import Failure
 
+from . import _reexport
 from .basic import _Framed, _Recvd
 from .framing import (
     BOOLEAN,
@@ -93,6 +95,13 @@ from .framing import (
 
 # DateTime is public in Twisted's module though missing from its __all__
 __all__ = [*_amp.__all__, "DateTime", "LargeString", "LargeUnicode"]
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.protocols.amp` (``ConnectionClosed``,
+    ``CONNECTION_LOST``, ...), as Twisted's object."""
+    return _reexport.attribute(_amp, name, __name__)
+
 
 _log = Logger()
 

@@ -9,11 +9,21 @@ feeds bytes to any protocol in chunks of given sizes, down to one byte, as the
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from twisted.internet import protocol
+from twisted.internet import protocol, testing as _testing
 
-__all__ = ["AccumulatingProtocol", "chunks", "deliver"]
+from . import _reexport
+
+# txframe's names, then every other public name of Twisted's module (StringTransport,
+# MemoryReactor, ...): a star import binds what Twisted's does
+__all__ = _reexport.exported(_testing, ["AccumulatingProtocol", "chunks", "deliver"])
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.internet.testing`, as Twisted's object."""
+    return _reexport.attribute(_testing, name, __name__)
 
 
 class AccumulatingProtocol(protocol.Protocol):
