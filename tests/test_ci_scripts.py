@@ -57,3 +57,53 @@ def test_both_passes_are_narrowed_alike(tmp_path, args):
     assert first.split()[:2] == ["-m", "pytest"]
     assert not any(word == "tests" or word.startswith(("tests/", "benchmarks"))
                    for word in first[: -len(" ".join(args))].split())
+
+
+def serve_checkout(tmp_path: Path) -> Path:
+    """A copy of what ci/serve.sh needs, with a recording .venv (python and txframe)."""
+    root = tmp_path / "checkout"
+    shutil.copytree(SOURCE / "ci", root / "ci")
+    shutil.copytree(SOURCE / "src", root / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.egg-info"))
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in"):
+        shutil.copy(SOURCE / name, root / name)
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for program in ("python", "txframe"):
+        (bin_dir / program).write_text(RECORDER)
+        (bin_dir / program).chmod(0o755)
+    return root
+
+
+def serve(root: Path) -> list[str]:
+    """Run ci/serve.sh in *root*; the calls its .venv recorded (then forgotten)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TXFRAME_NO_EXTENSIONS")}
+    subprocess.run(["bash", str(root / "ci" / "serve.sh"), "--workers", "2"], env=env,
+                   check=True, capture_output=True, timeout=120)
+    calls = root / "calls"
+    recorded = calls.read_text().splitlines()
+    calls.unlink()
+    return [call.split("|", 1)[1] for call in recorded]
+
+
+@pytest.mark.parametrize("git", [False, True], ids=["files", "git"])
+def test_serve_installs_only_when_the_sources_changed(tmp_path, git):
+    root = serve_checkout(tmp_path)
+    if git:
+        if shutil.which("git") is None:
+            pytest.skip("no git")
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    first = serve(root)
+    installs = [call for call in first if "pip install" in call and "--upgrade pip" not in call]
+    assert installs == [f"-m pip install --quiet {root}"]  # no test extra
+    assert first[-1].endswith("--workers 2 examples/example.map")  # serve-map, as before
+    # unchanged: straight to serve-map
+    assert [call for call in serve(root) if "pip" in call] == []
+    # a source changed: built and installed again
+    (root / "src" / "txframe" / "basic.py").write_text(
+        (root / "src" / "txframe" / "basic.py").read_text() + "\n# changed\n")
+    assert [call for call in serve(root) if "pip install --quiet" in call] != []
+    assert [call for call in serve(root) if "pip" in call] == []
+    # a new source file counts too
+    (root / "src" / "txframe" / "new_module.py").write_text("")
+    assert [call for call in serve(root) if "pip install --quiet" in call] != []
