@@ -217,16 +217,44 @@ class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
             self.transport.write(box.serialize())
 
     def boxLengthExceeded(self, length: int) -> None:
-        """A box grew past ``MAX_BOX_LENGTH``: drop the connection (the receiver is
-        told ``TooLong(False, False, None, None)``). Nothing more is parsed."""
+        """A box grew past ``MAX_BOX_LENGTH``: log a warning and drop the connection
+        (the receiver is told ``TooLong(False, False, None, None)``). Nothing more is
+        parsed."""
+        _log.warn(
+            "AMP peer {peer} sent a box over MAX_BOX_LENGTH ({limit} bytes): {length} "
+            "bytes so far (keys, values, their length prefixes and 64 a pair); "
+            "dropping the connection",
+            peer=_peerName(self.transport), limit=self.MAX_BOX_LENGTH, length=length,
+        )
         self._boxLengthExceeded = True
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """A key (or value) longer than AMP allows: log a warning, then Twisted's
+        handling (drop the connection; the receiver is told
+        ``TooLong(True, False, None, None)``). Nothing more is parsed."""
+        _log.warn(
+            "AMP peer {peer} sent a key of {length} bytes, over AMP's limit of "
+            "{limit} bytes; dropping the connection",
+            peer=_peerName(self.transport), length=length, limit=MAX_KEY_LENGTH,
+        )
+        super().lengthLimitExceeded(length)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._boxLengthExceeded:
             reason = Failure(TooLong(False, False, None, None))
         super().connectionLost(reason)
+
+
+def _peerName(transport: Any) -> str:
+    """The peer of *transport*, for a log line: ``host:port`` where it has them."""
+    try:
+        peer = transport.getPeer()
+    except Exception:  # no transport, or one without an address
+        return "(unknown)"
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None and port is not None else str(peer)
 
 
 # -- arguments -------------------------------------------------------------------------
