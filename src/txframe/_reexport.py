@@ -24,18 +24,6 @@ def star_names(module: ModuleType) -> list[str]:
     return [name for name in names if not isinstance(getattr(module, name, None), ModuleType)]
 
 
-def public_names(module: ModuleType) -> list[str]:
-    """Every public name of *module*: its star-import names and its other attributes
-    without a leading underscore, modules excepted."""
-    names = set(star_names(module))
-    names.update(
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, ModuleType)
-    )
-    return sorted(names)
-
-
 def exported(module: ModuleType, own: list[str]) -> list[str]:
     """A drop-in module's ``__all__``: its *own* names, then those of Twisted's
     *module*'s star-import names it does not replace."""
