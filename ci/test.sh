@@ -19,9 +19,11 @@ have curl || missing+=(curl)
 have lftp || missing+=(lftp)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 cd "$ROOT"
-"$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"
+# Both passes take the same arguments, so pytest arguments narrow both the same way
+run_pytest() { "$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"; }
+run_pytest "$@"
 if [ $# -gt 0 ]; then
-    TXFRAME_NO_EXTENSIONS=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests -q "$@"
+    TXFRAME_NO_EXTENSIONS=1 run_pytest "$@"
 else
     bash "$ROOT/ci/dist.sh"
 fi

@@ -7,9 +7,9 @@ interpreter of the virtual environment the wheel (or sdist) was installed into:
     python ci/wheel_test.py --source DIR [--kind compiled|pure] [--require-peers]
                             [-- PYTEST ARGS]
 
-It copies DIR/tests, DIR/examples (which tests read) and DIR/pyproject.toml (pytest's
-settings and markers) into a new temporary folder, outside any checkout, and runs
-pytest there. Nothing on sys.path
+It copies DIR/tests, DIR/examples (which tests read), DIR/pyproject.toml (pytest's
+settings and markers) and DIR/README.md (tests check what it lists) into a new
+temporary folder, outside any checkout, and runs pytest there. Nothing on sys.path
 then holds a txframe package but the installation, and tests/test_installed.py proves
 it: it checks where every txframe module was loaded from and, for ``--kind compiled``,
 that each compiled module named by DIR's .pyx sources was built into the installation
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     workdir / folder,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis"),
                 )
-        shutil.copy2(source / "pyproject.toml", workdir / "pyproject.toml")
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(source / name, workdir / name)
         if args.skip_pure_half:
             if args.kind != "compiled":
                 parser.error("--skip-pure-half needs --kind compiled")

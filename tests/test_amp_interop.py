@@ -541,6 +541,19 @@ def test_misbehaving_client_against_txframe_server(impl):
     dropped("raw-no-ask-failing", CLEAN)
     dropped("raw-box-over-limit", TOO_LONG_BOX)
     dropped("raw-never-ending", TOO_LONG_BOX)
+    # each connection dropped at a limit left one warning in the server's log, naming
+    # the client (the peer filed it under the client port the warning names), the
+    # limit and what arrived; a box exactly at the limit none
+    for name in ("raw-key-256", "raw-key-65535", "raw-http", "raw-garbage",
+                 "raw-box-over-limit", "raw-never-ending"):
+        warnings = raw[name]["server"].get("warnings", [])
+        assert len(warnings) == 1, (name, warnings)
+        assert warnings[0].startswith("AMP peer 127.0.0.1:"), warnings
+    assert "a key of 256 bytes, over AMP's limit of 255 bytes" in raw["raw-key-256"]["server"]["warnings"][0]
+    over = raw["raw-box-over-limit"]["server"]["warnings"][0]
+    limit = 16 * 1024 * 1024
+    assert f"over MAX_BOX_LENGTH ({limit} bytes): {limit + 1} bytes so far" in over
+    assert "warnings" not in raw["raw-box-at-limit"]["server"]
     for name in ("raw-bad-argument", "raw-missing-argument"):
         dropped(name, CLEAN, 1)
         assert raw[name]["replies"] == [

@@ -61,9 +61,10 @@ SUITE = "twisted.test.test_amp"
 #: have (they are Twisted's helpers; txframe's classes use Twisted's).
 PRIVATE_NAMES = frozenset({"_FixedOffsetTZInfo", "_SwitchBox", "_TLSBox", "ssl"})
 
-#: Twisted's test (class.method) -> (why txframe deliberately differs, what it raises
+#: Twisted's test (class.method) -> (the README section that documents the difference,
+#: why txframe deliberately differs, what it raises
 #: instead of passing). Both implementations.
-EXPECTED_DIFFERENCES: dict[str, tuple[str, type[BaseException]]] = {}
+EXPECTED_DIFFERENCES: dict[str, tuple[str, str, type[BaseException]]] = {}
 
 
 # -- the codecs ------------------------------------------------------------------------
@@ -102,8 +103,9 @@ def _amp_bound_to(codec: Any) -> types.ModuleType:
 
 class _AmpAsSeenBySuite(types.ModuleType):
     """``twisted.protocols.amp`` as the suite sees it: *target* (a txframe.amp), and for
-    a name *target* lacks, Twisted's module (recorded in ``borrowed``; assigning such a
-    name assigns it in Twisted's module)."""
+    a name *target* lacks, Twisted's module (recorded in ``borrowed``; assigning a name
+    *target* does not define itself assigns it in Twisted's module, where Twisted's
+    code reads it)."""
 
     def __init__(self, target: types.ModuleType) -> None:
         super().__init__(twisted_amp.__name__, target.__doc__)
@@ -120,7 +122,7 @@ class _AmpAsSeenBySuite(types.ModuleType):
 
     def __setattr__(self, name: str, value: Any) -> None:
         target = vars(self)["_target"]
-        if hasattr(target, name) or not hasattr(twisted_amp, name):
+        if name in vars(target) or not hasattr(twisted_amp, name):
             setattr(target, name, value)
         else:
             vars(self)["borrowed"].add(name)

@@ -106,3 +106,17 @@ def test_old_cython_fails_naming_the_minimum(tmp_path, version, required):
     assert result.returncode != 0
     assert f"txframe needs Cython>={minimum_cython()} to build, found Cython {version}" in output
     assert "PURE-PYTHON" not in output and "used an old Cython" not in output
+
+
+def test_the_wheels_workflow_is_where_github_runs_it():
+    """GitHub runs only .github/workflows/; the wheels are built there by cibuildwheel
+    (its configuration is pyproject.toml's), and every script the workflow names
+    exists."""
+    workflow = SOURCE / ".github" / "workflows" / "wheels.yml"
+    text = workflow.read_text(encoding="utf-8")
+    assert re.search(r"uses: pypa/cibuildwheel@", text)
+    assert "[tool.cibuildwheel]" in (SOURCE / "pyproject.toml").read_text(encoding="utf-8")
+    scripts = set(re.findall(r"\bci/[\w./-]+\.(?:sh|py)\b", text))
+    assert "ci/dist.sh" in scripts
+    assert [name for name in sorted(scripts) if not (SOURCE / name).is_file()] == []
+    assert not (SOURCE / "ci" / "workflows").exists()

@@ -1,20 +1,24 @@
-"""Twisted's own FTP server tests (``twisted/test/test_ftp.py``) run against txframe.ftp.
+"""Twisted's own FTP tests (``twisted/test/test_ftp.py``) run against txframe.ftp.
 
 Nothing of the suite is copied here: its module is loaded from the installed Twisted
 at run time, under another name, while ``twisted.protocols.ftp`` is a module whose
 ``DTP``, ``DTPFactory``, ``FTP`` and ``FTPFactory`` are txframe's (bound to one LIST
-formatter, as tests/ftp_classes.py binds them) and whose every other name is Twisted's.
-So the suite's servers are txframe's ``FTPFactory`` -> ``FTP`` -> ``DTPFactory`` ->
-``DTP``, over real loopback TCP, and its DTP and DTPFactory unit tests test txframe's.
+formatter, as tests/ftp_classes.py binds them) and whose every other name is
+txframe.ftp's, that is Twisted's (the suite's private helpers, ``ftp._FileWriter``
+and the like, are borrowed from Twisted's module). So the suite's servers are txframe's
+``FTPFactory`` -> ``FTP`` -> ``DTPFactory`` -> ``DTP``, over real loopback TCP, its
+DTP and DTPFactory unit tests test txframe's, and its client tests (``FTPClient``,
+``ftp.ConnectionLost``, ...) run with the names a changed import gives them.
 
-Only the suite's server-side test cases run: those that subclass its
-``FTPServerTestCase`` or name one of those four classes (its client, shell, realm and
-path tests do not touch them). Once per formatter: ``Compiled_*`` (marked
-``compiled``; skipped without the extension unless ``TXFRAME_REQUIRE_EXTENSIONS=1``,
-then an error) and ``Pure_*``.
+The server-side test cases (those that subclass its ``FTPServerTestCase`` or name one
+of those four classes) run once per formatter: ``Compiled_*`` (marked ``compiled``;
+skipped without the extension unless ``TXFRAME_REQUIRE_EXTENSIONS=1``, then an error)
+and ``Pure_*``. The others (client, shell, realm, path) do not touch the formatter and
+run once, as ``Pure_*``.
 
 Tests that fail because of a deliberate, documented difference from Twisted would be
-listed in ``EXPECTED_DIFFERENCES`` and marked ``xfail(strict=True)``; there are none.
+listed in ``EXPECTED_DIFFERENCES`` with the README section that documents it, and
+marked ``xfail(strict=True)``; there are none.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ from twisted_suite import (  # noqa: F401 (in_a_temporary_directory: a fixture)
 SUITE = "twisted.test.test_ftp"
 BOUND_NAMES = ("DTP", "DTPFactory", "FTP", "FTPFactory")
 
-#: Twisted's test (class.method) -> (why txframe deliberately differs, what it raises).
-EXPECTED_DIFFERENCES: dict[str, tuple[str, type[BaseException]]] = {}
+#: Twisted's test (class.method) -> (the README section that documents the difference,
+#: why txframe deliberately differs, what it raises).
+EXPECTED_DIFFERENCES: dict[str, tuple[str, str, type[BaseException]]] = {}
 
 
 COMPILED, COMPILED_ERROR, PURE = twins("listing")
@@ -59,7 +64,15 @@ class _FtpAsSeenBySuite(types.ModuleType):
         vars(self).update({name: getattr(bound, name) for name in BOUND_NAMES})
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(txframe.ftp, name)
+        try:
+            return getattr(txframe.ftp, name)
+        except AttributeError:
+            if not name.startswith("_"):
+                raise
+        # a private helper of Twisted's module (the suite uses _FileWriter)
+        value = getattr(twisted_ftp, name)
+        vars(self).setdefault("borrowed", set()).add(name)
+        return value
 
 
 def _load_suite(kind: str, seen: types.ModuleType) -> types.ModuleType:
@@ -73,6 +86,14 @@ def _server_side(module: types.ModuleType, cls: type) -> bool:
         return True
     source = inspect.getsource(cls)
     return re.search(r"\bftp\.(%s)\b" % "|".join(BOUND_NAMES), source) is not None
+
+
+def _keep(kind: str, module: types.ModuleType) -> Any:
+    """Which of the suite's TestCases a copy runs: the compiled copy its server-side
+    ones (the only ones the formatter matters to), the pure copy all of them."""
+    if kind == "pure":
+        return lambda cls: True
+    return lambda cls: _server_side(module, cls)
 
 
 @pytest.fixture
@@ -95,7 +116,7 @@ for _kind, _listing_module, _marks in (
         _listing_module,
         _suite,
         expose(_suite, _kind.capitalize(), _marks, globals(), EXPECTED_DIFFERENCES,
-               keep=lambda cls, suite=_suite: _server_side(suite, cls)),
+               keep=_keep(_kind, _suite)),
     )
 
 
@@ -123,4 +144,11 @@ def test_suite_is_bound_to_its_formatter(kind, request):
                  "FTPServerPortDataConnectionTests", "DTPFactoryTests", "DTPTests",
                  "FTPCloseTests"):
         assert f"{kind.capitalize()}_{name}" in exposed
-    assert f"{kind.capitalize()}_FTPClientTests" not in exposed
+    # the client-side tests (and the shell, realm and path tests) run once, in the
+    # pure copy: they bind ftp.ConnectionLost and the other names txframe.ftp re-exports
+    client = ("FTPClientTests", "FTPClientBasicTests",
+              "FTPClientFailedRETRAndErrbacksUponDisconnectTests", "FTPFileListingTests")
+    for name in client:
+        assert (f"{kind.capitalize()}_{name}" in exposed) == (kind == "pure"), name
+    assert seen.ConnectionLost is twisted_ftp.ConnectionLost
+    assert all(name.startswith("_") for name in vars(seen).get("borrowed", ()))

@@ -16,14 +16,17 @@ from twisted.trial.unittest import FailTest
 from twisted_suite import expose, load_suite
 from txframe import ident
 
-#: Twisted's test (class.method) -> (why txframe deliberately differs, what it raises).
-EXPECTED_DIFFERENCES: dict[str, tuple[str, type[BaseException]]] = {
+#: Twisted's test (class.method) -> (the README section that documents the difference,
+#: why txframe deliberately differs, what it raises).
+_IDENT = "Ident (`txframe.ident`)"  # in "Differences from Twisted"
+_PROC = "Ident (RFC 1413): `txframe.ident`"  # its ProcServerMixin
+EXPECTED_DIFFERENCES: dict[str, tuple[str, str, type[BaseException]]] = {
     # Twisted's server takes and sends str, which is why it fails on every real
     # connection (#11868); txframe's takes and sends bytes.
-    "ServerParserTests.testErrors": ("str lines in and out; txframe's server speaks bytes", TypeError),
-    "ServerParserTests.testSuccess": ("str lines in and out; txframe's server speaks bytes", TypeError),
+    "ServerParserTests.testErrors": (_IDENT, "str lines in and out; txframe's server speaks bytes", TypeError),
+    "ServerParserTests.testSuccess": (_IDENT, "str lines in and out; txframe's server speaks bytes", TypeError),
     # It asserts that /proc/net/tcp is the only file opened; txframe's reads tcp6 too.
-    "ProcMixinTests.testLookupProcNetTcp": ("txframe also reads /proc/net/tcp6 (IPv6)", FailTest),
+    "ProcMixinTests.testLookupProcNetTcp": (_PROC, "txframe also reads /proc/net/tcp6 (IPv6)", FailTest),
 }
 
 SUITE = load_suite("twisted.test.test_ident", "txframe_twisted_ident_suite", "ident", ident)

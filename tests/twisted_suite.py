@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import pathlib
 import sys
 import types
 import unittest
@@ -94,16 +95,21 @@ def expose(
     prefix: str,
     marks: list[Any],
     namespace: dict[str, Any],
-    expected: dict[str, tuple[str, type[BaseException]]],
+    expected: dict[str, tuple[str, str, type[BaseException]]],
     keep: Callable[[type], bool] = lambda cls: True,
 ) -> list[str]:
     """Make *suite*'s own TestCases (those *keep* accepts) globals of a test module
     (*namespace*), named ``<prefix>_<name>`` and marked with *marks*; return the names.
 
-    *expected* maps a test (``Class.method``) to (why txframe deliberately differs, the
-    exception it fails with): that test is marked ``xfail(strict=True)``, so the run
-    fails if it starts passing. An entry that names no test is an error.
+    *expected* maps a test (``Class.method``) to (the README section that documents
+    the difference, why txframe deliberately differs, the exception it fails with):
+    that test is marked ``xfail(strict=True)``, so the run fails if it starts passing.
+    An entry that names no test, or a section the README does not have, is an error.
     """
+    headings = readme_headings()
+    for test, (section, _, _) in expected.items():
+        if section not in headings:
+            raise LookupError(f"{test}: the README has no section {section!r}")
     exposed = []
     unmatched = set(expected)
     for name, cls in sorted(vars(suite).items()):
@@ -119,13 +125,26 @@ def expose(
             entry = expected.get(f"{name}.{method}")
             if entry is not None:
                 unmatched.discard(f"{name}.{method}")
-                _expect_difference(cls, method, *entry)
+                section, reason, raises = entry
+                _expect_difference(cls, method, f"{reason} (README: {section})", raises)
         exposed.append(f"{prefix}_{name}")
         namespace[exposed[-1]] = cls
     if unmatched:
         raise LookupError(f"expected differences that name no test of {suite.__name__}: "
                           f"{sorted(unmatched)}")
     return exposed
+
+
+def readme_headings() -> set[str]:
+    """The README's section headings: ``## Title`` lines and ``**Title**`` lines."""
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    headings = set()
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            headings.add(line.lstrip("#").strip())
+        elif line.startswith("**") and line.endswith("**"):
+            headings.add(line.strip("*"))
+    return headings
 
 
 def _expect_difference(

@@ -1,12 +1,13 @@
 """Drop-in replacement for :mod:`twisted.protocols.amp`.
 
-Every name in Twisted's ``amp.__all__`` is here. Commands, Argument types, errors,
-interfaces and locators are Twisted's own objects, so a Command defined against either
-module works with both, and so does a peer running Twisted's AMP. ``AmpBox``,
-``QuitBox``, ``BinaryBoxProtocol``, ``AMP``, ``parse`` and ``parseString`` are
-txframe's: boxes are decoded and encoded by txframe's codec (compiled when
-available), and ``AMP`` converts the arguments of the built-in Argument types without
-building a box in between. They subclass Twisted's classes, and behave as they do
+Every public name of Twisted's module is here (those not replaced, through the
+module's ``__getattr__``). Commands, Argument types, errors, interfaces and locators
+are Twisted's own objects, so a Command defined against either module works with
+both, and so does a peer running Twisted's AMP. ``AmpBox``, ``QuitBox``,
+``BinaryBoxProtocol``, ``AMP``, ``parse`` and ``parseString`` are txframe's: boxes
+are decoded and encoded by txframe's codec (compiled when available), and ``AMP``
+converts the arguments of the built-in Argument types without building a box in
+between. They subclass Twisted's classes, and behave as they do
 (see the README's "Differences from Twisted" for the defects fixed on the way).
 
 Beyond Twisted: :class:`LargeString` and :class:`LargeUnicode` carry values over
@@ -75,6 +76,7 @@ from twisted.protocols.amp import (
 )
 from twisted.python.failure import Failure
 
+from . import _reexport
 from .basic import _Framed, _Recvd
 from .framing import (
     BOOLEAN,
@@ -93,6 +95,13 @@ from .framing import (
 
 # DateTime is public in Twisted's module though missing from its __all__
 __all__ = [*_amp.__all__, "DateTime", "LargeString", "LargeUnicode"]
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.protocols.amp` (``ConnectionClosed``,
+    ``CONNECTION_LOST``, ...), as Twisted's object."""
+    return _reexport.attribute(_amp, name, __name__)
+
 
 _log = Logger()
 
@@ -208,16 +217,44 @@ class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
             self.transport.write(box.serialize())
 
     def boxLengthExceeded(self, length: int) -> None:
-        """A box grew past ``MAX_BOX_LENGTH``: drop the connection (the receiver is
-        told ``TooLong(False, False, None, None)``). Nothing more is parsed."""
+        """A box grew past ``MAX_BOX_LENGTH``: log a warning and drop the connection
+        (the receiver is told ``TooLong(False, False, None, None)``). Nothing more is
+        parsed."""
+        _log.warn(
+            "AMP peer {peer} sent a box over MAX_BOX_LENGTH ({limit} bytes): {length} "
+            "bytes so far (keys, values, their length prefixes and 64 a pair); "
+            "dropping the connection",
+            peer=_peerName(self.transport), limit=self.MAX_BOX_LENGTH, length=length,
+        )
         self._boxLengthExceeded = True
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """A key (or value) longer than AMP allows: log a warning, then Twisted's
+        handling (drop the connection; the receiver is told
+        ``TooLong(True, False, None, None)``). Nothing more is parsed."""
+        _log.warn(
+            "AMP peer {peer} sent a key of {length} bytes, over AMP's limit of "
+            "{limit} bytes; dropping the connection",
+            peer=_peerName(self.transport), length=length, limit=MAX_KEY_LENGTH,
+        )
+        super().lengthLimitExceeded(length)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._boxLengthExceeded:
             reason = Failure(TooLong(False, False, None, None))
         super().connectionLost(reason)
+
+
+def _peerName(transport: Any) -> str:
+    """The peer of *transport*, for a log line: ``host:port`` where it has them."""
+    try:
+        peer = transport.getPeer()
+    except Exception:  # no transport, or one without an address
+        return "(unknown)"
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None and port is not None else str(peer)
 
 
 # -- arguments -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IPushProducer
+from twisted.protocols import basic as _basic
 from twisted.protocols.basic import (
     FileSender,
     IncompleteNetstring,
@@ -22,6 +23,7 @@ from twisted.protocols.basic import (
     StringTooLongError,
 )
 
+from . import _reexport
 from .framing import (
     CompiledFramer,
     LineFramer,
@@ -32,7 +34,9 @@ from .framing import (
     string_data_received,
 )
 
-__all__ = [
+# txframe's names, then every other public name of Twisted's module (``DEBUG``, ...):
+# a star import binds what Twisted's does
+__all__ = _reexport.exported(_basic, [
     "FileSender",
     "IncompleteNetstring",
     "Int16StringReceiver",
@@ -45,7 +49,12 @@ __all__ = [
     "NetstringReceiver",
     "StatefulStringProtocol",
     "StringTooLongError",
-]
+])
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.protocols.basic`, as Twisted's object."""
+    return _reexport.attribute(_basic, name, __name__)
 
 
 class _Framed(protocol.Protocol):

@@ -25,32 +25,30 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer, interfaces
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet import error
 from twisted.protocols import ftp as _ftp
 from twisted.python import filepath
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from . import _reexport
 from .framing import ListFormatter
 
-__all__ = [
+# txframe's names, then every other public name of Twisted's module (a star import
+# binds what Twisted's does)
+__all__ = _reexport.exported(_ftp, [
     "DTP",
     "DTPBufferOverflowError",
     "DTPFactory",
     "DTPNotConnectedError",
     "FTP",
     "FTPFactory",
-]
+])
 
 
 def __getattr__(name: str) -> Any:
     """Every other public name of :mod:`twisted.protocols.ftp`, as Twisted's object."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return getattr(_ftp, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return _reexport.attribute(_ftp, name, __name__)
 
 
 class DTPNotConnectedError(_ftp.FTPError):
@@ -75,7 +73,7 @@ _OVERRUN_FACTOR = 16
 def _cleanClose(reason: Any) -> bool:
     """Whether a connectionLost *reason* is an orderly close (stream mode's end of
     file), not a reset or an abort. Anything but a Failure counts as orderly."""
-    return not isinstance(reason, Failure) or reason.check(ConnectionDone) is not None
+    return not isinstance(reason, Failure) or reason.check(error.ConnectionDone) is not None
 
 
 @implementer(interfaces.IConsumer, interfaces.IPushProducer)
@@ -182,7 +180,7 @@ class DTP(_ftp.DTP):
         the transport asks for more.
 
         Returns a Deferred that fires once every line is written to the transport, or
-        fails with ``ConnectionLost`` if the connection goes first, or with the
+        fails with ``twisted.internet.error.ConnectionLost`` if the connection goes first, or with the
         exception of an entry that cannot be formatted (the lines before it are
         sent). The connection is left open either way.
         """
@@ -424,7 +422,7 @@ class _ListSender:
     def stopProducing(self) -> None:
         """The transport is gone (it drops its producer itself)."""
         self._finish(
-            Failure(ConnectionLost("the data connection closed during a listing")),
+            Failure(error.ConnectionLost("the data connection closed during a listing")),
             unregister=False,
         )
 
@@ -545,7 +543,7 @@ class FTP(_ftp.FTP):
 
         def failed(failure: Failure) -> Any:
             dtp.transport.loseConnection()
-            if failure.check(ConnectionLost):
+            if failure.check(error.ConnectionLost):
                 return (_ftp.CNX_CLOSED_TXFR_ABORTED,)
             return failure  # an entry LIST cannot format: Twisted's 550, logged
 

@@ -30,7 +30,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.protocols import ident as _twisted, policies
 from twisted.python.failure import Failure
 
-from . import basic, procnet
+from . import _reexport, basic, procnet
 from ._replies import Replies
 
 try:
@@ -38,7 +38,9 @@ try:
 except ImportError:  # Windows: no user database; ProcServerMixin is for Linux
     pwd = None  # type: ignore[assignment]
 
-__all__ = [
+# txframe's names, then every other public name of Twisted's module: a star import
+# binds what Twisted's does
+__all__ = _reexport.exported(_twisted, [
     "HiddenUser",
     "IdentClient",
     "IdentError",
@@ -46,7 +48,13 @@ __all__ = [
     "InvalidPort",
     "NoUser",
     "ProcServerMixin",
-]
+])
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.protocols.ident`, as Twisted's object."""
+    return _reexport.attribute(_twisted, name, __name__)
+
 
 _log = Logger()
 

@@ -20,14 +20,16 @@ from typing import Any, Union
 
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger, LogLevel
-from twisted.protocols import policies
+from twisted.protocols import policies, postfix as _postfix
 from twisted.python.failure import Failure
 
-from . import basic, mapproto
+from . import _reexport, basic, mapproto
 from ._replies import Replies, message
 from .mapproto import MalformedRequest, quote, unquote
 
-__all__ = [
+# txframe's names, then every other public name of Twisted's module: a star import
+# binds what Twisted's does
+__all__ = _reexport.exported(_postfix, [
     "MalformedRequest",
     "PostfixMapError",
     "PostfixSocketmapDeferringDictServerFactory",
@@ -39,7 +41,13 @@ __all__ = [
     "UnknownMapError",
     "quote",
     "unquote",
-]
+])
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.protocols.postfix`, as Twisted's object."""
+    return _reexport.attribute(_postfix, name, __name__)
+
 
 _log = Logger()
 

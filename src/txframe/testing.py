@@ -9,11 +9,22 @@ feeds bytes to any protocol in chunks of given sizes, down to one byte, as the
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator
+import operator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from twisted.internet import protocol
+from twisted.internet import protocol, testing as _testing
 
-__all__ = ["AccumulatingProtocol", "chunks", "deliver"]
+from . import _reexport
+
+# txframe's names, then every other public name of Twisted's module (StringTransport,
+# MemoryReactor, ...): a star import binds what Twisted's does
+__all__ = _reexport.exported(_testing, ["AccumulatingProtocol", "chunks", "deliver"])
+
+
+def __getattr__(name: str) -> Any:
+    """Every other public name of :mod:`twisted.internet.testing`, as Twisted's object."""
+    return _reexport.attribute(_testing, name, __name__)
 
 
 class AccumulatingProtocol(protocol.Protocol):
@@ -73,24 +84,47 @@ class AccumulatingProtocol(protocol.Protocol):
 
 
 def chunks(data: bytes, sizes: int | Iterable[int] = 1) -> Iterator[bytes]:
-    """Cut *data* into pieces: all of size *sizes*, or of the successive given sizes.
+    """Cut *data* into pieces of the given sizes; the last piece may be shorter.
 
-    A sequence of sizes is repeated until the data runs out; sizes must be positive.
+    *sizes* is an int (every piece that size; the default, 1, is one byte at a time)
+    or a finite sequence of ints, used in turn and repeated from its start until the
+    data runs out: ``chunks(b"abcdef", [1, 2])`` gives ``b"a", b"bc", b"d", b"ef"``.
+
+    :raises ValueError: at once, for a size below 1 or an empty sequence.
+    :raises TypeError: for a size that is not an int.
     """
-    size_iter = itertools.repeat(sizes) if isinstance(sizes, int) else itertools.cycle(sizes)
-    offset = 0
-    while offset < len(data):
-        size = next(size_iter)
+    return _cut(data, _sizes(sizes))
+
+
+def _sizes(sizes: int | Iterable[int]) -> tuple[int, ...]:
+    """*sizes* as the checked tuple ``chunks`` cycles through."""
+    if isinstance(sizes, Iterable):
+        cycle = tuple(operator.index(size) for size in sizes)
+        if not cycle:
+            raise ValueError("chunk sizes: an empty sequence")
+    else:
+        cycle = (operator.index(sizes),)
+    for size in cycle:
         if size < 1:
             raise ValueError(f"chunk sizes must be positive, not {size}")
+    return cycle
+
+
+def _cut(data: bytes, cycle: tuple[int, ...]) -> Iterator[bytes]:
+    offset = 0
+    for size in itertools.cycle(cycle):
+        if offset >= len(data):
+            return
         yield data[offset : offset + size]
         offset += size
 
 
 def deliver(proto: Any, data: bytes, sizes: int | Iterable[int] = 1) -> list[Any]:
-    """Feed *data* to ``proto.dataReceived`` in chunks; return what each call returned.
+    """Feed *data* to ``proto.dataReceived`` in chunks of *sizes* (as :func:`chunks`
+    cuts them); return what each call returned.
 
     Like a real transport, it stops once ``proto.transport.disconnecting`` is set.
+    Bad sizes raise before anything is delivered.
     """
     results = []
     for piece in chunks(data, sizes):

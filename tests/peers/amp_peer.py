@@ -356,8 +356,18 @@ def make_locator() -> type:
 def run_server(reactor: Any, side: str, impl: str, output: dict) -> None:
     from twisted.internet import protocol
 
+    from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
     records: dict[str, Any] = {}
     output["connections"] = records
+
+    def warned(event: dict) -> None:
+        """txframe's warnings about a peer (a limit passed), on its connection's record."""
+        if event.get("log_level") == LogLevel.warn and "txframe" in event.get("log_namespace", ""):
+            port = str(event.get("peer", "")).rpartition(":")[2]
+            records.setdefault(port, {}).setdefault("warnings", []).append(formatEvent(event))
+
+    globalLogPublisher.addObserver(warned)
     base = amp_base(side, impl)
     server = make_peer(base, reactor, records)
     output["box_module"] = box_module(server)
