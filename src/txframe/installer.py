@@ -1,0 +1,211 @@
+"""``txframe.install()``: Twisted's own protocols, built on txframe's framing classes.
+
+Twisted's HTTP server and client, SMTP, POP3, IMAP, IRC, DNS over TCP, memcache and
+trial's ``-j`` workers subclass the framing classes of ``twisted.protocols.basic``
+and ``twisted.protocols.amp``. :func:`install` puts txframe's classes under those
+names, so every subclass defined afterwards — by Twisted or anyone else — is built on
+txframe's. Call it before those protocols are imported, or run a program unchanged
+with ``txframe run``, which calls it first (see :func:`run`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+__all__ = ["InstallError", "install", "installed", "run"]
+
+_log = logging.getLogger("txframe.install")
+
+#: The names replaced, module by module: everything of Twisted's that frames bytes.
+#: (``StatefulStringProtocol`` frames nothing, and ``txframe.basic``'s is Twisted's own.)
+REPLACED = {
+    "twisted.protocols.basic": (
+        "LineReceiver",
+        "LineOnlyReceiver",
+        "IntNStringReceiver",
+        "Int32StringReceiver",
+        "Int16StringReceiver",
+        "Int8StringReceiver",
+        "NetstringReceiver",
+    ),
+    "twisted.protocols.amp": ("BinaryBoxProtocol", "AMP"),
+}
+
+#: Set by the launcher for the Python processes it starts (trial's -j workers, ...):
+#: ``sitecustomize`` in :data:`STARTUP_DIRECTORY` then installs before anything else.
+ENVIRONMENT_VARIABLE = "TXFRAME_INSTALL"
+STARTUP_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_startup")
+
+_originals: dict[str, type] = {}  # "module.Name" -> Twisted's class, once installed
+
+
+class InstallError(RuntimeError):
+    """install() was called after classes were already built on Twisted's."""
+
+
+def installed() -> tuple[str, ...]:
+    """The names :func:`install` replaced (``"twisted.protocols.basic.LineReceiver"``,
+    ...), or ``()`` if it has not run."""
+    return tuple(_originals)
+
+
+def install(*, late: str = "raise") -> tuple[str, ...]:
+    """Replace Twisted's framing classes by txframe's; return the names replaced.
+
+    Afterwards ``twisted.protocols.basic.LineReceiver`` is ``txframe.basic``'s, and so
+    on for LineOnlyReceiver, IntNStringReceiver, Int8/16/32StringReceiver,
+    NetstringReceiver and ``twisted.protocols.amp``'s BinaryBoxProtocol and AMP
+    (:data:`REPLACED`). Calling it again does nothing and returns ``()``.
+
+    Classes defined before the call stay built on Twisted's. If some are — a module
+    that subclassed one, or holds one of Twisted's classes to subclass it later —
+    :class:`InstallError` names those modules and nothing is replaced; with
+    ``late="warn"`` a :class:`RuntimeWarning` names them and the classes are replaced
+    for what is defined afterwards.
+    """
+    if late not in ("raise", "warn"):
+        raise ValueError(f"late must be 'raise' or 'warn', not {late!r}")
+    if _originals:
+        return ()
+    # Twisted's AMP module first, on Twisted's basic classes, and txframe's on it:
+    # Twisted's BinaryBoxProtocol built on txframe's Int16StringReceiver would make
+    # txframe.amp's MRO inconsistent (txframe's classes come first in it).
+    import twisted.protocols.amp
+    import twisted.protocols.basic
+
+    from . import amp, basic
+
+    ours = {"twisted.protocols.basic": basic, "twisted.protocols.amp": amp}
+    originals = {
+        f"{module}.{name}": vars(sys.modules[module])[name]
+        for module, names in REPLACED.items()
+        for name in names
+    }
+    found = _built_on(tuple(originals.values()), exclude=set(REPLACED))
+    if found:
+        message = (
+            "txframe.install() came too late: these modules already hold classes built "
+            "on Twisted's framing classes, which stay Twisted's: "
+            + "; ".join(f"{module} ({', '.join(names)})" for module, names in found)
+            + ". Call txframe.install() before importing them, or start the program "
+            "with `txframe run`."
+        )
+        if late == "raise":
+            raise InstallError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    for qualified in originals:
+        module, _, name = qualified.rpartition(".")
+        setattr(sys.modules[module], name, getattr(ours[module], name))
+    _originals.update(originals)
+    _log.info("txframe.install(): %s now txframe's (%s)", ", ".join(originals),
+              _implementation())
+    return tuple(originals)
+
+
+def _implementation() -> str:
+    from .framing import implementation
+
+    return implementation
+
+
+def _built_on(originals: tuple[type, ...], exclude: set[str]) -> list[tuple[str, list[str]]]:
+    """The modules (but *exclude* and txframe's) that define a class built on one of
+    *originals* and not on txframe's, or hold one of *originals*; with those names."""
+    from .basic import _Framed
+
+    found = []
+    for name, module in list(sys.modules.items()):
+        if module is None or name in exclude or name.partition(".")[0] == "txframe":
+            continue
+        try:
+            members = list(vars(module).items())
+        except TypeError:  # not a module
+            continue
+        names = []
+        for attribute, value in members:
+            try:
+                if value in originals or (
+                    isinstance(value, type)
+                    and issubclass(value, originals)
+                    and not issubclass(value, _Framed)
+                    and value.__module__ == name
+                ):
+                    names.append(attribute)
+            except Exception:  # an object whose comparison or class check fails
+                continue
+        if names:
+            found.append((name, sorted(names)))
+    return sorted(found)
+
+
+# -- the launcher: txframe run ------------------------------------------------------------
+
+_USAGE = """\
+usage: txframe run [-v] [--late-warn] (-m MODULE | SCRIPT | COMMAND) [ARGS ...]
+
+Run a Python program with txframe.install() done first, as `python -m MODULE`,
+`python SCRIPT` or an installed Python command (twistd, twist, trial, ...) would run.
+Python processes it starts (trial's -j workers, ...) install too.
+
+  -m MODULE    run a module as a script (python -m MODULE)
+  -v           log what was replaced (to stderr)
+  --late-warn  warn instead of failing if classes were already built on Twisted's
+"""
+
+
+def run(argv: list[str]) -> int:
+    """``txframe run``: install, then run a module, script or Python command as
+    ``__main__`` with ``sys.argv`` set as ``python`` would set it."""
+    import runpy
+    import shutil
+
+    late = "raise"
+    while argv and argv[0].startswith("-") and argv[0] != "-m":
+        option, argv = argv[0], argv[1:]
+        if option in ("-h", "--help"):
+            sys.stdout.write(_USAGE)
+            return 0
+        if option == "-v":
+            logging.basicConfig(format="%(message)s")
+            _log.setLevel(logging.INFO)
+        elif option == "--late-warn":
+            late = "warn"
+        else:
+            sys.stderr.write(f"{_USAGE}txframe run: unknown option {option}\n")
+            return 2
+    if not argv or argv[0] == "-m" and len(argv) < 2:
+        sys.stderr.write(_USAGE)
+        return 2
+    _export()
+    install(late=late)
+    if argv[0] == "-m":
+        sys.argv = argv[1:]
+        sys.path.insert(0, os.getcwd())
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        return 0
+    path = argv[0]
+    if not os.path.exists(path):
+        found = shutil.which(path)
+        if found is None:
+            sys.stderr.write(f"txframe run: no script or command {path!r}\n")
+            return 2
+        path = found
+    sys.argv = [path, *argv[1:]]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    runpy.run_path(path, run_name="__main__")
+    return 0
+
+
+def _export() -> None:
+    """Make the Python processes this one starts install too: their ``sitecustomize``
+    (in STARTUP_DIRECTORY, on PYTHONPATH and on sys.path, which trial hands its
+    workers as their PYTHONPATH) installs when TXFRAME_INSTALL is set."""
+    os.environ[ENVIRONMENT_VARIABLE] = "1"
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if STARTUP_DIRECTORY not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([STARTUP_DIRECTORY, *paths])
+    if STARTUP_DIRECTORY not in sys.path:  # it holds only sitecustomize, imported by now
+        sys.path.insert(0, STARTUP_DIRECTORY)
