@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import warnings
+from typing import Any
 
 __all__ = ["InstallError", "install", "installed", "run"]
 
@@ -40,6 +41,9 @@ ENVIRONMENT_VARIABLE = "TXFRAME_INSTALL"
 STARTUP_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_startup")
 
 _originals: dict[str, type] = {}  # "module.Name" -> Twisted's class, once installed
+# txframe's class -> (the Twisted name it replaced, the private names of Twisted's
+# class that it has not: its parser's state and methods)
+_private: dict[type, tuple[str, frozenset[str]]] = {}
 
 
 class InstallError(RuntimeError):
@@ -96,13 +100,71 @@ def install(*, late: str = "raise") -> tuple[str, ...]:
         if late == "raise":
             raise InstallError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    for qualified in originals:
+    for qualified, original in originals.items():
         module, _, name = qualified.rpartition(".")
-        setattr(sys.modules[module], name, getattr(ours[module], name))
+        replacement = getattr(ours[module], name)
+        setattr(sys.modules[module], name, replacement)
+        _private[replacement] = (qualified, _private_names(original, replacement))
+    _guard_private_names(basic._Framed)
     _originals.update(originals)
     _log.info("txframe.install(): %s now txframe's (%s)", ", ".join(originals),
               _implementation())
     return tuple(originals)
+
+
+def _private_names(original: type, replacement: type) -> frozenset[str]:
+    """The private names Twisted's *original* (and its Twisted bases) define or use on
+    ``self`` that *replacement* has not."""
+    from twisted.internet.protocol import Protocol
+
+    names: set[str] = set()
+    for klass in original.__mro__:
+        if klass in Protocol.__mro__ or klass in replacement.__mro__:
+            continue
+        for name, value in vars(klass).items():
+            names.add(name)
+            names.update(getattr(getattr(value, "__code__", None), "co_names", ()))
+    return frozenset(
+        name for name in names
+        if name.startswith("_") and not name.startswith("__") and not hasattr(replacement, name)
+    )
+
+
+def _guard_private_names(framed: type) -> None:
+    """From now on, a subclass that overrides a private method of Twisted's class with
+    one that txframe's never calls is an error when it is defined, and reading state
+    private to Twisted's parser says so (instead of a bare AttributeError)."""
+    defined = vars(framed)["__init_subclass__"].__func__
+
+    def __init_subclass__(cls: type, **kwargs: Any) -> None:
+        defined(cls, **kwargs)
+        for name, value in vars(cls).items():
+            for twisted, private in _private_for(cls):
+                if name in private and callable(value):
+                    raise InstallError(
+                        f"{cls.__module__}.{cls.__qualname__} overrides {name}(), private to "
+                        f"Twisted's {twisted}, which txframe.install() replaced: txframe's "
+                        "never calls it. Override the public callbacks instead."
+                    )
+
+    def __getattr__(self: Any, name: str) -> Any:
+        for twisted, private in _private_for(type(self)):
+            if name in private:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}: it is "
+                    f"private to Twisted's {twisted}, which txframe.install() replaced "
+                    "by txframe's", name=name, obj=self,
+                )
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+        )
+
+    framed.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
+    framed.__getattr__ = __getattr__  # type: ignore[attr-defined]
+
+
+def _private_for(cls: type) -> list[tuple[str, frozenset[str]]]:
+    return [_private[klass] for klass in cls.__mro__ if klass in _private]
 
 
 def _implementation() -> str:
