@@ -227,25 +227,35 @@ def test_private_twisted_attributes(build):
         except InstallError as error:
             out["override"] = str(error)
 
-        class Reading(basic.LineReceiver):
-            def lineReceived(self, line):
-                out["read"] = repr(self._buffer)
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+
+            class Reading(basic.LineReceiver):
+                def lineReceived(self, line):
+                    out["read"] = repr(self._buffer)
+        out["warning"] = [str(w.message) for w in caught]
         try:
             Reading().dataReceived(b"a\\r\\nrest")
         except AttributeError as error:
             out["read"] = str(error)
 
-        class Own(basic.LineOnlyReceiver):
-            _buffer = None  # its own, as a class of Twisted's could not have it
+        class Own(basic.LineOnlyReceiver):  # its own _buffer, as Twisted's could not have
             def connectionMade(self):
                 self._buffer = []
             def lineReceived(self, line):
                 self._buffer.append(line)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import twisted.web.http, twisted.mail.imap4, twisted.words.protocols.irc  # none
+            class Own(Own):
+                pass
         own = Own()
         own.connectionMade()
         for byte in b"one\\r\\ntwo\\r\\n":
             own.dataReceived(bytes([byte]))
         out["own"] = [l.decode() for l in own._buffer]
+        out["own-warning"] = [str(w.message) for w in caught]
 
         class Mangled(basic.LineReceiver):
             def lineReceived(self, line):
@@ -258,8 +268,13 @@ def test_private_twisted_attributes(build):
     )
     assert result["override"].startswith("__main__.Peeking overrides _consumeLength(), private "
                                          "to Twisted's twisted.protocols.basic.NetstringReceiver")
-    assert "'Reading' object has no attribute '_buffer': it is private to Twisted's " \
-           "twisted.protocols.basic.LineReceiver" in result["read"]
+    assert result["warning"] == [
+        "__main__.Reading.lineReceived reads _buffer, private to Twisted's "
+        "twisted.protocols.basic.LineReceiver, which txframe.install() replaced: txframe's "
+        "has no such attribute."
+    ]
+    assert "'Reading' object has no attribute '_buffer'" in result["read"]
+    assert result["own-warning"] == []  # nor for Twisted's own protocols
     assert result["own"] == ["one", "two"]
     assert result["mangled"] == "x"
 

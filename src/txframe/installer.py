@@ -131,36 +131,67 @@ def _private_names(original: type, replacement: type) -> frozenset[str]:
 
 
 def _guard_private_names(framed: type) -> None:
-    """From now on, a subclass that overrides a private method of Twisted's class with
-    one that txframe's never calls is an error when it is defined, and reading state
-    private to Twisted's parser says so (instead of a bare AttributeError)."""
+    """From now on, check each subclass as it is defined: overriding a private method of
+    Twisted's class that txframe's never calls is an InstallError; using parser state
+    private to Twisted's class (``self._buffer``, ...) that the subclass does not set
+    itself is a RuntimeWarning. Only class creation pays for this: a ``__getattr__``
+    would slow every attribute read of every connection."""
     defined = vars(framed)["__init_subclass__"].__func__
 
     def __init_subclass__(cls: type, **kwargs: Any) -> None:
         defined(cls, **kwargs)
-        for name, value in vars(cls).items():
-            for twisted, private in _private_for(cls):
-                if name in private and callable(value):
-                    raise InstallError(
-                        f"{cls.__module__}.{cls.__qualname__} overrides {name}(), private to "
-                        f"Twisted's {twisted}, which txframe.install() replaced: txframe's "
-                        "never calls it. Override the public callbacks instead."
-                    )
+        for twisted, private in _private_for(cls):
+            _check_subclass(cls, twisted, private)
 
-    def __getattr__(self: Any, name: str) -> Any:
-        for twisted, private in _private_for(type(self)):
-            if name in private:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}: it is "
-                    f"private to Twisted's {twisted}, which txframe.install() replaced "
-                    "by txframe's", name=name, obj=self,
-                )
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+    framed.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment,arg-type]
+
+
+def _check_subclass(cls: type, twisted: str, private: frozenset[str]) -> None:
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    functions = {a: v for a, v in vars(cls).items() if _code(v) is not None}
+    for attribute, value in functions.items():
+        if attribute in private:
+            raise InstallError(
+                f"{name} overrides {attribute}(), private to Twisted's {twisted}, which "
+                "txframe.install() replaced: txframe's never calls it. Override the public "
+                "callbacks instead."
+            )
+    # what the class reads and neither it nor its bases define or assign
+    own = {n for klass in cls.__mro__ for n in vars(klass)}
+    for value in functions.values():
+        own.update(_attributes(value, "STORE_ATTR"))
+    for attribute, value in functions.items():
+        used = sorted((set(_attributes(value, "LOAD_ATTR")) & private) - own)
+        if used:
+            code = _code(value)
+            warnings.warn_explicit(
+                f"{name}.{attribute} reads {', '.join(used)}, private to Twisted's {twisted}, "
+                "which txframe.install() replaced: txframe's has no such attribute.",
+                RuntimeWarning,
+                code.co_filename,
+                code.co_firstlineno,
+                module=cls.__module__,
+            )
+
+
+def _code(value: Any) -> Any:
+    return getattr(getattr(value, "__func__", value), "__code__", None)
+
+
+def _attributes(value: Any, operation: str) -> list[str]:
+    """The attribute names a function's code (nested code too) loads or stores."""
+    import dis
+
+    names: list[str] = []
+    stack = [_code(value)]
+    while stack:
+        code = stack.pop()
+        names.extend(
+            i.argval for i in dis.get_instructions(code)
+            if i.opname == operation or operation == "LOAD_ATTR" and i.opname == "LOAD_METHOD"
         )
-
-    framed.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
-    framed.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        stack.extend(c for c in code.co_consts if hasattr(c, "co_code"))
+    return names
 
 
 def _private_for(cls: type) -> list[tuple[str, frozenset[str]]]:
