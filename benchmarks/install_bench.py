@@ -23,10 +23,15 @@ Workloads:
     python benchmarks/install_bench.py --quick         # smoke run, ~40 s
     python benchmarks/install_bench.py --only smtp-data,http-burst --rounds 7
     python benchmarks/install_bench.py --json out.json
+    python benchmarks/install_bench.py --callgrind     # instructions of the in-memory
+                                                       # workloads (~10 min, valgrind)
 
-The in-memory workloads time the protocol alone (no sockets): the framing and the
-protocol's own Python, which is where install() can help. wrk measures the whole
-server: the reactor, sockets and twisted.web's request handling too.
+The in-memory workloads time the protocol alone (no sockets), in CPU time (the
+process's, so that other processes on a shared machine count less): the framing and
+the protocol's own Python, which is where install() can help. wrk measures the whole
+server: the reactor, sockets and twisted.web's request handling too; beside wrk's
+requests per second, the report gives requests per second of the server's CPU time
+(from /proc), which a busy machine disturbs less.
 Prints Markdown; progress goes to stderr. The exit code is 0 whatever the figures.
 """
 
@@ -50,6 +55,7 @@ UNITS = {
     "smtp-data": "MB/s", "irc-burst": "lines/s", "http-burst": "req/s",
 }
 CHUNK = 65536
+WARM = {"smtp-data": 100_000, "irc-burst": 1_000, "http-burst": 10_000}
 PIPELINE_LUA = """
 init = function(args)
   local r = {}
@@ -128,11 +134,11 @@ def smtp_data(size: int) -> float:
     server.dataReceived(b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n")
     assert b"354" in transport.value(), transport.value()
     transport.clear()
-    started = time.perf_counter()
+    started = time.process_time()
     for chunk in chunks:
         server.dataReceived(chunk)
     server.dataReceived(b".\r\n")
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert b"250" in transport.value() and received[0] >= len(body), (transport.value(), received)
     return len(body) / elapsed / 1e6
 
@@ -156,10 +162,10 @@ def irc_burst(lines: int) -> float:
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     client = Client()
     client.makeConnection(StringTransport())
-    started = time.perf_counter()
+    started = time.process_time()
     for chunk in chunks:
         client.dataReceived(chunk)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert seen[0] == lines, seen
     return lines / elapsed
 
@@ -182,9 +188,9 @@ def http_burst(size: int) -> float:
     transport = StringTransport()
     channel.makeConnection(transport)
     data = request * count
-    started = time.perf_counter()
+    started = time.process_time()
     channel.dataReceived(data)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     answered = transport.value().count(b"HTTP/1.1 200 OK")
     assert answered == count, (answered, count)
     return count / elapsed
@@ -215,6 +221,18 @@ def serve() -> None:
     reactor.run()
 
 
+def counted(argv: list[str]) -> None:
+    """For --callgrind: warm every in-memory workload up on a small size, then run
+    *workload* (``none`` for the baseline) once at *size*."""
+    implementation, workload, size = argv[0], argv[1], int(argv[2])
+    _check_installed(implementation)
+    runs = {"smtp-data": smtp_data, "irc-burst": irc_burst, "http-burst": http_burst}
+    for name, run in runs.items():
+        run(WARM[name])
+    if workload != "none":
+        runs[workload](size)
+
+
 def measured(argv: list[str]) -> None:
     implementation, workload, size, repeats = argv[0], argv[1], int(argv[2]), int(argv[3])
     _check_installed(implementation)
@@ -225,7 +243,15 @@ def measured(argv: list[str]) -> None:
 # -- the driver -----------------------------------------------------------------------
 
 
-def wrk(port: int, workload: str, seconds: float, script: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process has used so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, workload: str, seconds: float, script: str) -> tuple[float, int]:
+    """wrk's requests per second, and the number of requests."""
     args = ["wrk", "-t1", "-c16", f"-d{seconds:g}s"]
     if workload == "web-40-headers":
         for i in range(40):
@@ -236,7 +262,38 @@ def wrk(port: int, workload: str, seconds: float, script: str) -> float:
                          text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    count = int(re.search(r"(\d+) requests in", out).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), count
+
+
+def instructions(implementation: str, workload: str, size: int) -> int:
+    cmd, env = command(implementation, "count", implementation, workload, str(size))
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
+def callgrind(workloads: list[str], sizes: dict[str, int]) -> None:
+    """Instructions per workload (callgrind; each minus a run that only warms up),
+    two processes at a time: repeatable whatever else the machine runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(i, w) for i in IMPLEMENTATIONS for w in ["none", *workloads]]
+    with ThreadPoolExecutor(2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda j: instructions(j[0], j[1], sizes.get(j[1], 0)), jobs)))
+    print("Instructions (valgrind --tool=callgrind), each workload once, less a run that "
+          "only warms up; × is Twisted's count over txframe's.\n")
+    print("| workload | size | Twisted | txframe compiled | × | txframe pure | × |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for workload in workloads:
+        cells = {i: counts[(i, workload)] - counts[(i, "none")] for i in IMPLEMENTATIONS}
+        row = [workload, f"{sizes[workload]:,}", f"{cells['twisted'] / 1e6:,.0f} M"]
+        for implementation in ("compiled", "pure"):
+            row += [f"{cells[implementation] / 1e6:,.0f} M",
+                    f"{cells['twisted'] / cells[implementation]:.2f}"]
+        print("| " + " | ".join(row) + " |")
 
 
 def main() -> int:
@@ -246,14 +303,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated workloads")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions of the in-memory workloads instead (valgrind)")
     args = parser.parse_args()
     workloads = [w for w in (*WEB, *INPROC) if not args.only or w in args.only.split(",")]
     sizes = {"smtp-data": 10_000_000, "irc-burst": 200_000, "http-burst": 1 << 20}
+    if args.callgrind:
+        callgrind([w for w in workloads if w in INPROC], sizes)
+        return 0
     repeats = 3
     if args.quick:
         args.rounds, args.seconds, repeats = 2, 1.0, 1
         sizes = {"smtp-data": 1_000_000, "irc-burst": 20_000, "http-burst": 1 << 18}
     results: dict[str, dict[str, list[float]]] = {w: {i: [] for i in IMPLEMENTATIONS} for w in workloads}
+    cpu: dict[str, dict[str, list[float]]] = {w: {i: [] for i in IMPLEMENTATIONS} for w in WEB}
     servers = {}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(PIPELINE_LUA)
@@ -271,7 +334,12 @@ def main() -> int:
             for workload in workloads:
                 for implementation in order:
                     if workload in WEB:
-                        value = [wrk(servers[implementation][1], workload, args.seconds, lua.name)]
+                        process, port = servers[implementation]
+                        before = cpu_seconds(process.pid)
+                        rate, count = wrk(port, workload, args.seconds, lua.name)
+                        value = [rate]
+                        cpu[workload][implementation].append(
+                            count / max(cpu_seconds(process.pid) - before, 0.01))
                     else:
                         cmd, env = command(implementation, "measure", implementation, workload,
                                            str(sizes[workload]), str(repeats))
@@ -287,22 +355,24 @@ def main() -> int:
             process.stdin.close()
             process.wait(10)
         os.unlink(lua.name)
-    report(results, args, sizes)
+    cpu = {f"{w} (per server CPU s)": v for w, v in cpu.items() if w in workloads}
+    report({**results, **cpu}, args, sizes)
     if args.json:
         with open(args.json, "w") as stream:
-            json.dump(results, stream, indent=1)
+            json.dump({**results, **cpu}, stream, indent=1)
     return 0
 
 
 def report(results, args, sizes) -> None:
     print(f"txframe.install() on Twisted's protocols: median of {args.rounds} interleaved rounds "
-          f"(min-max in brackets); wrk {args.seconds:g} s per run, in-memory workloads the "
-          "median of 3 runs per round.\n")
+          f"(min-max in brackets); wrk {args.seconds:g} s per run (req/s: wall clock; req/CPU s: "
+          "requests per second of the server process's CPU time, steadier on a busy machine); "
+          "in-memory workloads: the median of 3 runs per round, in CPU time.\n")
     print("| workload | unit | Twisted | txframe compiled | × | txframe pure | × |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for workload, cells in results.items():
         base = statistics.median(cells["twisted"])
-        row = [workload, UNITS[workload]]
+        row = [workload, UNITS.get(workload, "req/CPU s")]
         for implementation in IMPLEMENTATIONS:
             values = cells[implementation]
             median = statistics.median(values)
@@ -319,5 +389,7 @@ if __name__ == "__main__":
         serve()
     elif sys.argv[1:2] == ["measure"]:
         measured(sys.argv[2:])
+    elif sys.argv[1:2] == ["count"]:
+        counted(sys.argv[2:])
     else:
         sys.exit(main())

@@ -108,7 +108,7 @@ def _outcomes(run: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize("mode", [pytest.param("compiled", marks=pytest.mark.compiled), "pure"])
 @pytest.mark.parametrize("suite", SUITES)
-def test_same_outcomes_as_twisted_but_documented(runs, documented, suite, mode):
+def test_same_outcomes_as_twisted_but_documented(documented, runs, suite, mode):
     reference, installed = runs[(suite, "twisted")], runs[(suite, mode)]
     if mode == "compiled" and installed.get("implementation") == "pure":
         if EXTENSIONS_REQUIRED:
