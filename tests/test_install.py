@@ -423,3 +423,22 @@ def test_web_server_and_treq_client_over_a_real_socket(build, tmp_path):
         "names": [f"X-H{i:02d}" for i in range(40)], "same": True, "digest": True,
         "tail": 2 << 20, "status": 200, "server": True, "client": True,
     }
+
+
+def test_children_still_run_the_sitecustomize_the_launcher_hides(build, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text("import os; os.environ['HIDDEN_RAN'] = '1'\n")
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""
+        import subprocess, sys
+        print(subprocess.run([sys.executable, "-c",
+            "import os, twisted.protocols.basic as b; "
+            "print(os.environ.get('HIDDEN_RAN'), b.LineReceiver.__module__)"],
+            capture_output=True, text=True, check=True).stdout.strip())
+    """))
+    done = subprocess.run(
+        [sys.executable, "-m", "txframe", "run", str(script)],
+        env={**build, "PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.stdout.strip() == "1 txframe.basic", done.stderr
