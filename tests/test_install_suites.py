@@ -62,7 +62,8 @@ def _documented() -> set[str]:
 def _run(job: tuple[str, str], out: Path) -> dict:
     suite, mode = job
     env = dict(os.environ)
-    env.pop("TXFRAME_INSTALL", None)
+    for name in ("TXFRAME_INSTALL", "TXFRAME_NO_EXTENSIONS"):  # this run says which
+        env.pop(name, None)
     command = [sys.executable, str(RUNNER), str(out), suite]
     if mode != "twisted":
         command[1:1] = ["-m", "txframe", "run"]
