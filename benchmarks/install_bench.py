@@ -272,7 +272,9 @@ def instructions(implementation: str, workload: str, size: int) -> int:
                           env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
-    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+    count = int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+    print(f"{implementation:9} {workload:11} {count:,} instructions", file=sys.stderr)
+    return count
 
 
 def callgrind(workloads: list[str], sizes: dict[str, int]) -> None:

@@ -16,6 +16,8 @@ import sys
 import warnings
 from typing import Any
 
+from .framing import implementation
+
 __all__ = ["InstallError", "install", "installed", "run"]
 
 _log = logging.getLogger("txframe.install")
@@ -107,8 +109,7 @@ def install(*, late: str = "raise") -> tuple[str, ...]:
         _private[replacement] = (qualified, _private_names(original, replacement))
     _guard_private_names(basic._Framed)
     _originals.update(originals)
-    _log.info("txframe.install(): %s now txframe's (%s)", ", ".join(originals),
-              _implementation())
+    _log.info("txframe.install(): %s now txframe's (%s)", ", ".join(originals), implementation)
     return tuple(originals)
 
 
@@ -196,12 +197,6 @@ def _attributes(value: Any, operation: str) -> list[str]:
 
 def _private_for(cls: type) -> list[tuple[str, frozenset[str]]]:
     return [_private[klass] for klass in cls.__mro__ if klass in _private]
-
-
-def _implementation() -> str:
-    from .framing import implementation
-
-    return implementation
 
 
 def _built_on(originals: tuple[type, ...], exclude: set[str]) -> list[tuple[str, list[str]]]:
