@@ -5,6 +5,10 @@ Subcommands:
 ``serve-map``
     serve Postfix lookup tables over tcp_table and socketmap
     (``txframe serve-map --help``; :mod:`txframe.serve_map`).
+
+``run``
+    run a Python program with Twisted's protocols built on txframe
+    (``txframe run --help``; :func:`txframe.installer.run`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_map.add_arguments(serve)
     serve.set_defaults(run=serve_map.run)
+    commands.add_parser(  # parsed by txframe.installer.run: listed here for --help
+        "run", help="run a Python program with Twisted's protocols on txframe",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``txframe ARGS`` (*argv*, default ``sys.argv[1:]``); return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # before anything imports Twisted's protocols
+        from .installer import run
+
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 

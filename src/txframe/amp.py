@@ -107,6 +107,11 @@ _log = Logger()
 
 _wireName = _amp._wireNameToPythonIdentifier  # Twisted's rule, used when planning
 
+# Twisted's own classes, kept: txframe.install() puts ours under these names in
+# Twisted's module.
+_TwistedBinaryBoxProtocol = _amp.BinaryBoxProtocol
+_TwistedAMP = _amp.AMP
+
 
 # -- boxes -----------------------------------------------------------------------------
 
@@ -160,7 +165,7 @@ def parseString(data: bytes) -> list[AmpBox]:
 # -- the box protocol ------------------------------------------------------------------
 
 
-class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
+class BinaryBoxProtocol(_Recvd, _Framed, _TwistedBinaryBoxProtocol):
     """Twisted's BinaryBoxProtocol, with boxes decoded and encoded by txframe's codec.
 
     A key over 255 bytes is TooLong: the connection drops and the box receiver's
@@ -241,10 +246,16 @@ class BinaryBoxProtocol(_Recvd, _Framed, _amp.BinaryBoxProtocol):
         )
         super().lengthLimitExceeded(length)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def _lostReason(self, reason: Failure) -> Failure:
         if self._boxLengthExceeded:
-            reason = Failure(TooLong(False, False, None, None))
-        super().connectionLost(reason)
+            return Failure(TooLong(False, False, None, None))
+        return reason
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Twisted's by name, not super(): Twisted's AMP.connectionLost calls its
+        # module's BinaryBoxProtocol.connectionLost, which txframe.install() makes
+        # this one, and super() would lead back to Twisted's AMP, endlessly.
+        _TwistedBinaryBoxProtocol.connectionLost(self, self._lostReason(reason))
 
 
 def _peerName(transport: Any) -> str:
@@ -387,7 +398,7 @@ _DISPATCHING = (
 )
 
 
-class AMP(BinaryBoxProtocol, _amp.AMP):
+class AMP(BinaryBoxProtocol, _TwistedAMP):
     """An AMP connection: Twisted's AMP, with boxes decoded and encoded by txframe and
     the built-in Argument types converted without building boxes.
 
@@ -511,6 +522,11 @@ class AMP(BinaryBoxProtocol, _amp.AMP):
     def failAllOutgoing(self, reason: Any) -> None:
         self._calls = None
         super().failAllOutgoing(reason)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Twisted's AMP logs, then calls BinaryBoxProtocol.connectionLost by name:
+        # Twisted's, or (installed) ours, which calls Twisted's.
+        _TwistedAMP.connectionLost(self, self._lostReason(reason))
 
     # -- answering ------------------------------------------------------------------
 
