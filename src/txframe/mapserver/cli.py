@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = make_config(args)
     except UsageError as error:
-        log.error("%s", error)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     for name in config.names():
         if " " in name and config.wants_socketmap():
