@@ -17,6 +17,15 @@ from txframe.mapserver.protocols import MapServer
 from txframe.mapserver.sources import LookupFailed, ValueSource
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request):
+    """Run a coroutine function on asyncio's loop, or uvloop's (as serve-map does)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return lambda main: uvloop.run(main())
+    return lambda main: asyncio.run(main())
+
+
 class Later(ValueSource):
     """Values after a random delay; ``fail*`` keys fail, ``boom`` breaks."""
 
@@ -61,7 +70,7 @@ async def _exchange(port: int, data: bytes, until: int, sep: bytes) -> bytes:
     return got
 
 
-def test_async_replies_in_request_order():
+def test_async_replies_in_request_order(run):
     async def main():
         source = Later("m")
         server, tcp, sm = await _serve(source)
@@ -104,10 +113,10 @@ def test_async_replies_in_request_order():
         tcp.close()
         sm.close()
 
-    asyncio.run(main())
+    run(main)
 
 
-def test_reading_pauses_while_replies_wait(monkeypatch):
+def test_reading_pauses_while_replies_wait(monkeypatch, run):
     """With MAX_WAITING replies waiting, the connection stops asking the source; it
     goes on as they complete."""
     monkeypatch.setattr(protocols, "MAX_WAITING", 8)
@@ -140,7 +149,7 @@ def test_reading_pauses_while_replies_wait(monkeypatch):
         writer.close()
         tcp.close()
 
-    asyncio.run(main())
+    run(main)
 
 
 @pytest.mark.parametrize("key", [b"Alice@Example.COM", "Straße".encode(), "ΣΑΣ".encode(),
@@ -158,7 +167,7 @@ def test_every_rule_is_ascii_lower_on_ascii_and_utf8_folds_like_python(key):
         assert fold_utf8(key) == text.casefold().encode()
 
 
-def test_keys_folded_before_the_source_sees_them():
+def test_keys_folded_before_the_source_sees_them(run):
     async def main():
         seen = []
 
@@ -175,4 +184,4 @@ def test_keys_folded_before_the_source_sees_them():
         assert got == b"200 strasse\n200 abc\n"
         tcp.close()
 
-    asyncio.run(main())
+    run(main)
