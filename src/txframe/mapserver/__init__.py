@@ -1,0 +1,1 @@
+"""txframe serve-map, a package (placeholder until the layout lands)."""
