@@ -93,28 +93,28 @@ def test_a_big_map(tmp_path):
 
 def _read_while(tmp_path, monkeypatch, change):
     """build_map on a map file that *change(path)* alters after its first line is read."""
-    from txframe import serve_map
+    from txframe.mapserver import config as mapconfig, sources
 
     path = tmp_path / "m.map"
     path.write_bytes(b"".join(b"key%d old\n" % i for i in range(1000)))
 
-    def parse_changing(handle, fold_case=False):
+    def parse_changing(handle, fold_case=False, fold=None):
         def lines():
             for number, line in enumerate(handle):
                 if number == 1:
                     change(path)
                 yield line
-        return parse_map(lines(), fold_case)
+        return parse_map(lines(), fold_case, fold)
 
-    monkeypatch.setattr(serve_map, "parse_map", parse_changing)
-    config = serve_map.Config(maps=[str(path)], tcp=[["m", "127.0.0.1", 0]], socketmap=[], unix=[])
-    return serve_map.build_map(str(path), config, tcp=True)
+    monkeypatch.setattr(sources, "parse_map", parse_changing)
+    config = mapconfig.Config(maps=[str(path)], tcp=[["m", "127.0.0.1", 0]], socketmap=[], unix=[])
+    return sources.build_map(str(path), config, tcp=True)
 
 
 def test_a_map_renamed_over_while_read_is_read_whole(tmp_path, monkeypatch):
     """An atomic replace meanwhile leaves the opened version complete: it is served, and
     the signature is the opened file's, so that the next poll loads the new one."""
-    from txframe.serve_map import file_signature
+    from txframe.mapserver.sources import file_signature
 
     def replace(path):
         new = path.with_name("m.new")
@@ -127,7 +127,7 @@ def test_a_map_renamed_over_while_read_is_read_whole(tmp_path, monkeypatch):
 
 
 def test_a_map_written_in_place_while_read_is_read_again(tmp_path, monkeypatch):
-    from txframe.serve_map import FileChanging
+    from txframe.mapserver.sources import FileChanging
 
     def append(path):
         with open(path, "ab") as handle:

@@ -585,11 +585,11 @@ def test_metrics(served):
 
 def test_metrics_bad_http(served):
     with connect(served.metrics_port) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"y" * 10000 + b"\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 431 ")
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"y" * 70000 + b"\r\n\r\n")
+        assert re.match(rb"HTTP/1\.[01] 431 ", sock.recv(100))
     with connect(served.metrics_port) as sock:
-        sock.sendall(b"\x00\x01 garbage\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        sock.sendall(b"\x00\x01 garbage HTTP/x\r\n\r\n")
+        assert re.match(rb"HTTP/1\.[01] 400 ", sock.recv(100))
 
 
 # -- reloading --------------------------------------------------------------------------------
@@ -910,7 +910,7 @@ def test_bad_map_at_start(tmp_path):
         (["MAP"], "nothing to serve on"),
         (["--tcp", "nosuch=127.0.0.1:0", "MAP"], "no map named 'nosuch'"),
         (["--tcp", "127.0.0.1", "MAP"], "expected HOST:PORT"),
-        (["--tcp", "127.0.0.1:99999", "MAP"], "expected HOST:PORT"),
+        (["--tcp", "127.0.0.1:99999", "MAP"], "port 99999 out of range (0-65535)"),
         (["--tcp", "::1:25", "MAP"], "IPv6 address in brackets"),
         (["--tcp", "127.0.0.1:0", "MAP", "OTHER/m.txt"], "two maps named 'm'"),
         (["--unix-mode", "0660", "--tcp", "127.0.0.1:0", "MAP"], "--unix-mode without --unix"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from typing import BinaryIO, Iterable, Iterator, NamedTuple
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Optional
 
 
 class MapFileError(ValueError):
@@ -38,9 +38,21 @@ class LoadedMap(NamedTuple):
     problems: list[Problem]
 
 
-def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
+def show_key(key: bytes) -> str:
+    """*key* for a message: in quotes, UTF-8 shown as text, other bytes escaped."""
+    return '"' + key.decode("utf-8", "backslashreplace").replace('"', '\\"') + '"'
+
+
+def parse_map(
+    lines: Iterable[bytes],
+    fold_case: bool = False,
+    fold: Optional[Callable[[bytes], bytes]] = None,
+) -> LoadedMap:
     """The entries of a map file's *lines* (with or without their newlines); keys
-    lowercased (ASCII) if *fold_case*."""
+    passed through *fold* (see :mod:`txframe.mapserver.keys`), or lowercased (ASCII)
+    if *fold_case*."""
+    if fold is None and fold_case:
+        fold = bytes.lower
     entries: dict[bytes, bytes] = {}
     problems: list[Problem] = []
     logical: list[bytes] = []
@@ -59,10 +71,10 @@ def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
         if not value:
             problems.append(Problem(start, "expected format: key whitespace value"))
             return
-        if fold_case:
-            key = key.lower()
+        if fold is not None:
+            key = fold(key)
         if key in entries:
-            problems.append(Problem(start, f"duplicate entry: {key!r} (the first is kept)"))
+            problems.append(Problem(start, f"duplicate entry: {show_key(key)} (the first is kept)"))
         else:
             entries[key] = value
 
