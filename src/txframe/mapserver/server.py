@@ -20,6 +20,7 @@ from . import hooks
 from .config import Config, format_address
 from .keys import folding
 from .listeners import BACKLOG, bind_inet, bind_unix, bound, unlink_unix
+from .logs import setup_logging  # noqa: F401  (cli and supervisor import it from here)
 from .metrics import Collector, MetricsServer, snapshot
 from .protocols import MapServer
 from .sources import Source, create_all
@@ -58,16 +59,6 @@ def runtime() -> dict[str, str]:
         "framers": implementation,
         "loop": "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
     }
-
-
-def setup_logging(level: str, worker: int | None = None) -> None:
-    who = "txframe serve-map" if worker is None else f"txframe serve-map worker {worker}"
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s {who}[%(process)d] %(levelname)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def raise_open_file_limit() -> int:
@@ -204,13 +195,35 @@ async def serve(
             if unix_fds is not None:
                 sock = socket.socket(fileno=unix_fds[path])
             else:
-                sock, identity = bind_unix(path, config.unix_mode)
+                sock, identity = bind_unix(path, config.unix_access())
                 made_unix.append((path, identity))
             listener = await loop.create_unix_server(
                 server.socketmap_factory(), sock=sock, backlog=BACKLOG
             )
             listeners.append(listener)
             addresses["unix"].append(path)
+        for name, fd in config.inherited:  # socket activation: see systemd.py
+            sock = socket.socket(fileno=fd)
+            role, _, target = name.partition("=")
+            if role == "tcp":
+                factory = server.tcp_factory(server.sources[target])
+            else:
+                factory = server.socketmap_factory()
+            if sock.family == socket.AF_UNIX:
+                listener = await loop.create_unix_server(factory, sock=sock, backlog=BACKLOG)
+                addresses["unix" if role == "socketmap" else "tcp"].append(
+                    sock.getsockname() if role == "socketmap"
+                    else {"map": target, "host": sock.getsockname(), "port": None}
+                )
+            else:
+                listener = await loop.create_server(factory, sock=sock, backlog=BACKLOG)
+                for host, port in bound(listener):
+                    entry = {"host": host, "port": port}
+                    if role == "tcp":
+                        addresses["tcp"].append({"map": target, **entry})
+                    else:
+                        addresses["socketmap"].append(entry)
+            listeners.append(listener)
         if config.metrics and attach is None:
 
             async def collect() -> list[tuple[int, dict[str, Any]]]:
@@ -219,8 +232,7 @@ async def serve(
             metrics = MetricsServer(config.metrics, Collector(collect, loop))
             host, port = metrics.address
             addresses["metrics"] = {"host": host, "port": port}
-        if attach is None:
-            hooks.after_binding(config)
+        hooks.after_binding(config, worker=attach is not None)
     except BaseException:
         for listener in listeners:
             listener.close()
