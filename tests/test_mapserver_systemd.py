@@ -107,12 +107,6 @@ def test_unsupported_address_is_not_fatal(caplog):
     assert "not a unix socket address" in caplog.text
 
 
-def test_status_line():
-    assert systemd.status_line({"virtual": 2, "access": 1}) == (
-        "serving virtual (2 entries), access (1 entry)"
-    )
-
-
 # -- socket activation ---------------------------------------------------------------
 
 _SHOW_FDS = """
@@ -209,3 +203,47 @@ def test_listen_fds_not_a_socket(tmp_path):
     (tmp_path / "f").write_text("")
     got = _run_with_env({"LISTEN_PID": "SELF", "LISTEN_FDS": "1"}, str(tmp_path / "f"))
     assert "descriptor 3 (unknown) is not a socket" in got["error"]
+
+
+# -- the unit files --------------------------------------------------------------------
+
+
+def _exec_start(unit: Path) -> list[str]:
+    text = unit.read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    return line.split("=", 1)[1].split()
+
+
+def test_unit_files_verify(tmp_path):
+    """``systemd-analyze verify`` accepts every unit in examples/systemd without a
+    warning. It wants ExecStart's program to exist: the copies verified run the
+    installed ``txframe`` instead of /usr/local/bin's."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        unavailable("systemd-analyze (Debian package systemd) is not installed")
+    program = Path(sys.executable).parent / "txframe"
+    assert program.exists(), program
+    units = sorted(UNITS.glob("*.service")) + sorted(UNITS.glob("*.socket"))
+    assert len(units) == 4, units
+    for unit in units:
+        (tmp_path / unit.name).write_text(
+            unit.read_text().replace("/usr/local/bin/txframe", str(program))
+        )
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", *(str(tmp_path / unit.name) for unit in units)],
+        capture_output=True, text=True, timeout=60,
+    )
+    # verify exits 0 on keys it ignores; they are mistakes all the same
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_unit_files_use_serve_map_options():
+    """Every ExecStart is a command line serve-map accepts, and the services tell
+    systemd when they are ready."""
+    from txframe.mapserver.config import parse_args
+
+    for unit in sorted(UNITS.glob("*.service")):
+        assert "\nType=notify\n" in unit.read_text(), unit
+        command = _exec_start(unit)
+        assert command[:2] == ["/usr/local/bin/txframe", "serve-map"], command
+        parse_args(command[2:])  # raises UsageError on an option serve-map lacks

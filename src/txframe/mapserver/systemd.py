@@ -97,16 +97,6 @@ def _one_line(value: object) -> str:
     return str(value).replace("\n", " ")
 
 
-def status_line(maps: dict[str, int]) -> str:
-    """``STATUS=`` text for the served maps: ``serving virtual (12 entries), access
-    (3 entries)``."""
-    if not maps:
-        return "serving no maps"
-    return "serving " + ", ".join(
-        f"{name} ({count} entr{'y' if count == 1 else 'ies'})" for name, count in maps.items()
-    )
-
-
 class ActivationError(Exception):
     """The socket-activation environment is inconsistent: one line for the user."""
 
