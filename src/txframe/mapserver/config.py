@@ -117,10 +117,14 @@ class Config:
         return [spec.name for spec in self.specs()]
 
     def wants_socketmap(self) -> bool:
-        return bool(self.socketmap or self.unix)
+        return bool(self.socketmap or self.unix) or any(
+            name == "socketmap" for name, _ in self.inherited
+        )
 
     def tcp_names(self) -> set[str]:
-        return {name for name, _, _ in self.tcp}
+        return {name for name, _, _ in self.tcp} | {
+            name[4:] for name, _ in self.inherited if name.startswith("tcp=")
+        }
 
     def unix_access(self) -> SocketAccess:
         """Owner and mode for the ``--unix`` sockets (``--unix-group``, ``--unix-mode``)."""
