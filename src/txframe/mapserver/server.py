@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from ..framing import implementation
 from . import hooks
-from .config import Config, format_address
+from .config import Config, ServeError, format_address
 from .keys import folding
 from .listeners import BACKLOG, bind_inet, bind_unix, bound, unlink_unix
 from .logs import setup_logging  # noqa: F401  (cli and supervisor import it from here)
@@ -107,9 +107,12 @@ def write_ready_file(path: str | None, info: dict[str, Any]) -> None:
     if not path:
         return
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump(info, handle)
-    os.replace(temporary, path)
+    try:  # (as --user, when given: its directory must let that user write)
+        with open(temporary, "w") as handle:
+            json.dump(info, handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ServeError(f"--ready-file {path}: {error.strerror or error}") from None
 
 
 def remove_ready_file(path: str | None) -> None:
