@@ -12,7 +12,8 @@ import sys
 
 from ..mapfile import MapFileError
 from .config import ServeError, UsageError, make_config, parse_args
-from .server import loop_factory, raise_open_file_limit, run_async, serve, setup_logging
+from .logs import setup_logging
+from .server import loop_factory, raise_open_file_limit, run_async, serve
 from .sources import SourceError
 from .supervisor import Supervisor
 from .systemd import ActivationError, listen_fds

@@ -20,7 +20,6 @@ from . import hooks
 from .config import Config, ServeError, format_address
 from .keys import folding
 from .listeners import BACKLOG, bind_inet, bind_unix, bound, unlink_unix
-from .logs import setup_logging  # noqa: F401  (cli and supervisor import it from here)
 from .metrics import Collector, MetricsServer, snapshot
 from .protocols import MapServer
 from .sources import Source, create_all

@@ -25,6 +25,7 @@ from ..mapfile import MapFileError
 from . import hooks
 from .config import Config, ServeError, UsageError
 from .listeners import bind_inet, bind_unix, unlink_unix
+from .logs import setup_logging
 from .metrics import Collector, MetricsServer, snapshot
 from .protocols import MapServer
 from .server import (
@@ -37,7 +38,6 @@ from .server import (
     run_async,
     runtime,
     serve,
-    setup_logging,
     write_ready_file,
 )
 from .sources import SourceError
