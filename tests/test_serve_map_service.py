@@ -347,10 +347,13 @@ def test_socket_activation(tmp_path):
         unavailable("systemd-socket-activate (Debian package systemd) is not installed")
     socketmap_path, tcp_path = tmp_path / "socketmap.sock", tmp_path / "tcp.sock"
     log = tmp_path / "activated.log"
+    with socket.socket() as probe:  # systemd-socket-activate wants a port number
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [activate, "-l", str(socketmap_path), "-l", str(tcp_path),
-             "--fdname=socketmap:tcp=virtual",
+            [activate, "-l", str(socketmap_path), "-l", str(tcp_path), "-l", f"127.0.0.1:{port}",
+             "--fdname=socketmap:tcp=virtual:tcp=access",
              sys.executable, "-m", "txframe", "serve-map", "--log-level", "debug",
              str(a_map(tmp_path)), str(a_map(tmp_path, "access", {"a": "REJECT"}))],
             stdout=out, stderr=out,
@@ -368,6 +371,9 @@ def test_socket_activation(tmp_path):
         line.sendall(b"get info@example.com\n")
         assert line.recv(100) == b"200 team@example.net\n", log.read_text()
         line.close()
+        inet = harness.LineClient(port)
+        assert inet.get(b"a") == b"200 REJECT\n", log.read_text()
+        inet.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log.read_text()

@@ -213,10 +213,10 @@ async def serve(
                 factory = server.socketmap_factory()
             if sock.family == socket.AF_UNIX:
                 listener = await loop.create_unix_server(factory, sock=sock, backlog=BACKLOG)
-                addresses["unix" if role == "socketmap" else "tcp"].append(
-                    sock.getsockname() if role == "socketmap"
-                    else {"map": target, "host": sock.getsockname(), "port": None}
-                )
+                if role == "socketmap":
+                    addresses["unix"].append(sock.getsockname())
+                else:  # tcp_table on a unix socket: no place in the ready file
+                    log.info("tcp_table map %s on unix:%s", target, sock.getsockname())
             else:
                 listener = await loop.create_server(factory, sock=sock, backlog=BACKLOG)
                 for host, port in bound(listener):
