@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import socket
 import stat
 import subprocess
@@ -15,6 +14,8 @@ import sys
 import pytest
 
 from peer_rule import unavailable
+
+pwd = pytest.importorskip("pwd", reason="users and groups are Unix's")
 from txframe.mapserver import privileges
 from txframe.mapserver.privileges import PrivilegeError
 

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from peer_rule import unavailable
-from txframe.mapserver import systemd
+
+if not sys.platform.startswith("linux"):
+    # systemd, its notify socket's abstract namespace and socket activation are Linux's
+    pytest.skip("systemd integration is tested on Linux", allow_module_level=True)
+
+from txframe.mapserver import systemd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "examples" / "systemd"
