@@ -345,6 +345,13 @@ def test_gone_notify_socket_is_logged_once(tmp_path):
 # -- systemd: socket activation -------------------------------------------------------------
 
 
+def passed_on() -> list[str]:
+    """systemd-socket-activate clears the environment: pass on what picks txframe's
+    implementation and path, as the rest of the suite inherits it."""
+    return [f"--setenv={name}={os.environ[name]}"
+            for name in ("TXFRAME_NO_EXTENSIONS", "PYTHONPATH") if name in os.environ]
+
+
 def test_socket_activation(tmp_path):
     activate = shutil.which("systemd-socket-activate")
     if activate is None:
@@ -357,7 +364,7 @@ def test_socket_activation(tmp_path):
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [activate, "-l", str(socketmap_path), "-l", str(tcp_path), "-l", f"127.0.0.1:{port}",
-             "--fdname=socketmap:tcp=virtual:tcp=access",
+             "--fdname=socketmap:tcp=virtual:tcp=access", *passed_on(),
              sys.executable, "-m", "txframe", "serve-map", "--log-level", "debug",
              str(a_map(tmp_path)), str(a_map(tmp_path, "access", {"a": "REJECT"}))],
             stdout=out, stderr=out,
@@ -391,7 +398,7 @@ def test_socket_activation_bad_name(tmp_path):
         unavailable("systemd-socket-activate (Debian package systemd) is not installed")
     path = tmp_path / "s.sock"
     proc = subprocess.Popen(
-        [activate, "-l", str(path), "--fdname=tcp=nosuchmap",
+        [activate, "-l", str(path), "--fdname=tcp=nosuchmap", *passed_on(),
          sys.executable, "-m", "txframe", "serve-map", str(a_map(tmp_path))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
