@@ -185,6 +185,20 @@ def test_user_drops_root_after_binding_a_low_port(tmp_path, shared_dir):
         assert served.stop() == 0, served.log()
 
 
+def test_unreadable_map_after_the_drop_is_a_warning(tmp_path, shared_dir):
+    need_root()
+    need_user("nobody")
+    path = a_map(shared_dir)
+    path.chmod(0o600)  # root's: loaded at start, but the user could not reload it
+    served = harness.start(run_dir(shared_dir, "nobody"), "--tcp", "127.0.0.1:0",
+                           "--user", "nobody", str(path))
+    try:
+        assert (f"map virtual: {path} is not readable by user nobody: reloads will fail"
+                in served.log())
+    finally:
+        served.stop()
+
+
 def test_group_option(tmp_path, shared_dir):
     need_root()
     nobody = need_user("nobody")

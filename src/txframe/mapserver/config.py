@@ -221,7 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--unix-mode", type=_mode, metavar="MODE",
-        help="permissions of the --unix sockets, in octal (e.g. 0660; default: from umask)",
+        help="permissions of the --unix sockets, in octal (e.g. 0660; default: 0660 with "
+        "--unix-group, else from umask)",
     )
     parser.add_argument(
         "--unix-group", metavar="GROUP",

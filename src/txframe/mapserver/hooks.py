@@ -9,6 +9,7 @@ of the environment, before any worker is started, so workers never notify.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from .config import ServeError
@@ -44,6 +45,10 @@ def after_binding(config: Any, *, worker: bool = False, supervisor: bool = False
             become(identity)
             log.info("running as user %s (uid %d, gid %d)",
                      identity.name, identity.uid, identity.gid)
+            for spec in config.specs():  # read as root at start, as the user from now on
+                if spec.scheme == "file" and not os.access(spec.target, os.R_OK):
+                    log.warning("map %s: %s is not readable by user %s: reloads will fail",
+                                spec.name, spec.target, identity.name)
     except PrivilegeError as error:
         raise ServeError(str(error)) from None
 
