@@ -133,7 +133,8 @@ def socket_access(unix_group: str | None, unix_mode: int | None,
 
 def bind_private(sock: socket.socket, path: str) -> None:
     """``sock.bind(path)`` creating the socket file with mode 0, for
-    :func:`open_socket` to open once it has its owner."""
+    :func:`open_socket` to open once it has its owner. (The umask is the process's:
+    serve-map binds before it starts threads that create files.)"""
     old = os.umask(0o777)
     try:
         sock.bind(path)
