@@ -135,3 +135,13 @@ def test_a_map_written_in_place_while_read_is_read_again(tmp_path, monkeypatch):
 
     with pytest.raises(FileChanging):
         _read_while(tmp_path, monkeypatch, append)
+
+
+def test_backslashes_and_quotes_in_a_key_as_postmap():
+    """postmap: a backslash takes the next byte into the key (whitespace too) and stays
+    there; ``\\`` alone before the whitespace leaves a line without a value."""
+    loaded = parse_map([b"a\\ b v1\n", b"x\\\\ v2\n", b"y\\z v3\n", b"\\ v0\n", b"c\\ v4\n",
+                        b'a"b c"d v5\n', b'e"f\\"g h" v6\n', b'i"j v7\n', b'k v"x\n'])
+    assert loaded.entries == {b"a\\ b": b"v1", b"x\\\\": b"v2", b"y\\z": b"v3",
+                              b'a"b c"d': b"v5", b'e"f\\"g h"': b"v6", b"k": b'v"x'}
+    assert [p.line for p in loaded.problems] == [4, 5, 8]

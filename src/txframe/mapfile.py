@@ -6,7 +6,10 @@ dropped, its leading whitespace kept), and empty or comment lines in between do 
 end it. Empty lines, whitespace-only lines and lines whose first non-whitespace
 character is ``#`` are ignored. A logical line is ``key whitespace value``, both with
 surrounding whitespace removed. A line without a value is reported and skipped; of
-duplicate keys the first is kept (the others reported).
+duplicate keys the first is kept (the others reported). Elsewhere in a key, as postmap: whitespace
+between double quotes and after a backslash is part of the key, the quotes and
+backslashes too (``a"b c"d\\ e value``: the key is ``a"b c"d\\ e``); an unbalanced quote
+makes the line invalid.
 
 One difference: a key in double quotes (``"two words" value``, with ``\\"`` and
 ``\\\\`` inside) is stored without its quotes, so that keys with whitespace can be
@@ -96,6 +99,8 @@ def parse_map(
     return LoadedMap(entries, problems)
 
 
+_BACKSLASH = 0x5C
+_QUOTE = 0x22
 _QUOTED_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 
 
@@ -110,8 +115,27 @@ def _split_entry(text: bytes) -> tuple[bytes, bytes]:
         if rest and not rest[:1].isspace():
             raise ValueError("expected whitespace after the quoted key: line ignored")
         return key, rest.strip()
-    parts = text.split(None, 1)
-    return parts[0], parts[1].strip() if len(parts) > 1 else b""
+    if _BACKSLASH not in text and _QUOTE not in text:
+        parts = text.split(None, 1)
+        return parts[0], parts[1].strip() if len(parts) > 1 else b""
+    # As postmap: the key ends at whitespace outside double quotes; a backslash takes
+    # the next byte into the key; quotes and backslashes stay in the key.
+    end = 0
+    quoted = False
+    while end < len(text):
+        byte = text[end]
+        if byte == _BACKSLASH:
+            end += 2
+            continue
+        if byte == _QUOTE:
+            quoted = not quoted
+        elif not quoted and text[end : end + 1].isspace():
+            break
+        end += 1
+    if quoted:
+        raise ValueError("unbalanced '\"' in the key: line ignored")
+    end = min(end, len(text))
+    return text[:end], text[end:].strip()
 
 
 def load_map(path: str | os.PathLike[str], fold_case: bool = False) -> LoadedMap:

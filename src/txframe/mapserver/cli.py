@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         args.inherited = [[name, sock.detach()] for name, sock in listen_fds()]
         config = make_config(args)
     except (UsageError, ActivationError) as error:
-        log.error("%s", error)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     for name in config.names():
         if " " in name and config.wants_socketmap():

@@ -93,7 +93,7 @@ class Config:
     unix: list[str]
     unix_mode: int | None = None
     workers: int = 1
-    key_folding: str = "none"  # one of keys.RULES
+    key_folding: str = "utf8"  # one of keys.RULES
     lenient: bool = False
     poll_interval: float = 1.0
     max_query: int = SOCKETMAP_QUERY_LIMIT
@@ -251,7 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "supervising process (default 1: a single process)",
     )
     parser.add_argument(
-        "--key-folding", choices=RULES, default="none",
+        "--key-folding", choices=RULES, default="utf8",
         help="how keys are folded when a map is loaded and when a key is looked up, as "
         "Postfix folds the keys of its file tables: utf8 (the default: Unicode case "
         "folding, as with smtputf8_enable = yes), ascii (as with smtputf8_enable = no) "
@@ -262,8 +262,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keys are case-sensitive, as postmap -f (--key-folding none)",
     )
     parser.add_argument(
-        "--fold-case", dest="key_folding", action="store_const", const="ascii",
-        help="ASCII-lowercase keys (--key-folding ascii)",
+        "--fold-case", dest="key_folding", action="store_const", const="utf8",
+        help="fold keys: the default now (--key-folding utf8); kept for old command lines",
     )
     parser.add_argument(
         "--lenient", action="store_true",
@@ -317,10 +317,11 @@ def _read_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            settings: dict[str, Any] = tomllib.load(handle)
+            return settings
     except OSError as error:
         raise UsageError(f"--config {path}: {error.strerror}")
     except tomllib.TOMLDecodeError as error:
@@ -330,28 +331,31 @@ def _read_toml(path: str) -> dict[str, Any]:
 def apply_file(parser: argparse.ArgumentParser, path: str) -> None:
     """Make the settings of the TOML file at *path* the defaults of *parser*'s
     options, converted and checked as the command line's are."""
-    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "version", "config")}
+    options = parser._option_string_actions
+    positionals = {a.dest: a for a in parser._actions if not a.option_strings}
     defaults: dict[str, Any] = {}
     for key, value in _read_toml(path).items():
         dest = key.replace("-", "_")
-        action = actions.get(dest)
+        action = options.get("--" + key.replace("_", "-")) or positionals.get(dest)
+        if action is not None and action.dest in ("help", "version", "config"):
+            action = None
         where = f"--config {path}: {key}"
         if action is None:
             raise UsageError(f"{where}: no such setting")
         if action.nargs == "*" or isinstance(action, argparse._AppendAction):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise UsageError(f"{where}: expected a list of strings")
-            defaults[dest] = [_convert(action, v, where) for v in value]
+            defaults[action.dest] = [_convert(action, v, where) for v in value]
         elif action.nargs == 0 and action.const is not None and action.const is not True:
-            raise UsageError(f"{where}: no such setting (use {dest} = ...)")
+            raise UsageError(f"{where}: not a setting (use {action.dest} = ...)")
         elif action.nargs == 0:
             if not isinstance(value, bool):
                 raise UsageError(f"{where}: expected true or false")
-            defaults[dest] = value
+            defaults[action.dest] = value
         else:
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise UsageError(f"{where}: expected a string or a number")
-            defaults[dest] = _convert(action, str(value), where)
+            defaults[action.dest] = _convert(action, str(value), where)
     parser.set_defaults(**defaults)
 
 
@@ -383,6 +387,8 @@ def make_config(args: argparse.Namespace) -> Config:
     specs = [MapSpec.parse(text) for text in args.maps]
     seen: dict[str, str] = {}
     for spec in specs:
+        if not spec.name and spec.scheme != "file":
+            raise UsageError(f"{spec.target}: name the map: NAME={spec.target}")
         if not spec.name:
             raise UsageError(f"cannot name a map after {spec.target!r}")
         if spec.name in seen:

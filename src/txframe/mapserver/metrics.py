@@ -24,7 +24,7 @@ import logging
 import socket
 import threading
 from socketserver import ThreadingMixIn
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Callable, Coroutine, Iterable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client.core import Metric
@@ -107,14 +107,15 @@ class Collector:
     """A ``prometheus_client`` collector over *collect* (a coroutine function returning
     ``[(worker, snapshot)]``), run on the event loop *loop* from the HTTP thread."""
 
-    def __init__(self, collect: Callable[[], Awaitable[list[tuple[int, dict[str, Any]]]]],
+    def __init__(self, collect: Callable[[], Coroutine[Any, Any, list[tuple[int, dict[str, Any]]]]],
                  loop: asyncio.AbstractEventLoop) -> None:
         self._collect = collect
         self._loop = loop
 
     def snapshots(self) -> list[tuple[int, dict[str, Any]]]:
-        future = asyncio.run_coroutine_threadsafe(self._collect(), self._loop)
-        return future.result(COLLECT_TIMEOUT)
+        return asyncio.run_coroutine_threadsafe(self._collect(), self._loop).result(
+            COLLECT_TIMEOUT
+        )
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self.snapshots())
@@ -149,7 +150,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 def _app(collector: Collector, expected: int) -> Callable[..., Any]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     metrics = make_wsgi_app(registry)
 
     def text(start: Any, status: str, body: str, *extra: tuple[str, str]) -> list[bytes]:
@@ -174,7 +175,7 @@ def _app(collector: Collector, expected: int) -> Callable[..., Any]:
                 # prometheus_client answers GET only: HEAD is a GET without its body
                 result = list(metrics({**environ, "REQUEST_METHOD": "GET"}, start))
         except Exception as error:  # a worker that did not answer, say
-            log.warning("metrics: %s", error or type(error).__name__)
+            log.warning("metrics: %s", str(error) or type(error).__name__)
             return text(start, "503 Service Unavailable", "metrics unavailable\n")
         return [] if method == "HEAD" else result
 

@@ -140,7 +140,7 @@ class ValueSource(Source):
             return self._failed(error, protocol)
         if inspect.isawaitable(value):
             return self._later(value, protocol)
-        return self._format(value, protocol)  # type: ignore[arg-type]
+        return self._format(value, protocol)
 
     async def _later(self, pending: Awaitable[bytes | None], protocol: str) -> bytes:
         try:

@@ -217,11 +217,11 @@ class Supervisor:
                 assert worker.ready is not None and worker.proc is not None
                 await asyncio.wait_for(asyncio.shield(worker.ready), _STARTUP_TIMEOUT)
             except Exception as error:
-                proc = worker.proc  # type: ignore[assignment]
+                proc = worker.proc
                 log.error("worker %d did not restart: %s", worker.index, error)
                 if proc is not None and proc.returncode is None:
                     proc.kill()
-                status = await proc.wait() if proc is not None else None  # type: ignore[assignment]
+                status = await proc.wait() if proc is not None else None
             else:
                 log.info("worker %d restarted (pid %d)", worker.index, worker.proc.pid)
                 self._update_ready_file()
