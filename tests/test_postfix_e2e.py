@@ -134,8 +134,6 @@ def mail(request, tmp_path_factory):
         served = harness.start(
             tmp, "--unix", str(socket_path), "--unix-group", "postfix",
             "--tcp", "virtual=127.0.0.1:0", "--tcp", "access=127.0.0.1:0",
-            # Postfix's folding (TODO: drop once i17 makes it serve-map's default)
-            "--key-folding", "utf8",
             "--poll-interval", "0", str(maps["virtual"]), str(maps["access"]),
             metrics=False,
         )
