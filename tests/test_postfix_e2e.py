@@ -7,7 +7,8 @@ to the postfix group (``--unix-group postfix``: Postfix's
 cleanup and smtpd run as the postfix user). SMTP sessions (smtplib) show each answer
 taking effect: an alias rewritten in the queued message (``postcat``), a recipient
 rejected with the map's text, keys in mixed case (Postfix folds them; serve-map must
-too), and a map reload showing in the next session.
+too), and a map reload showing in the next session. serve-map runs as README's
+deployment has it: started as root, then as another user (``--user nobody``).
 
 Needs root (Postfix's master) and the ``postfix`` package; without them these tests are
 skipped, except under ``CI=true``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,10 +68,11 @@ def need_postfix() -> None:
             unavailable(f"{program} (Debian package postfix) is not installed")
     import pwd
 
-    try:
-        pwd.getpwnam("postfix")
-    except KeyError:
-        unavailable("no postfix user (Debian package postfix)")
+    for user in ("postfix", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            unavailable(f"no {user} user (Debian package postfix; base-passwd)")
 
 
 class Mail:
@@ -119,24 +122,30 @@ def _write_map(path: Path, entries: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module", params=["tcp", "socketmap"])
-def mail(request, tmp_path_factory):
+def mail(request):
+    """Postfix, and serve-map deployed as README says: started as root, its socket in
+    Postfix's private/ given to the postfix group, then running as another user
+    (nobody here), which must read the maps (and write the ready file)."""
     need_postfix()
     transport = request.param
-    tmp = tmp_path_factory.mktemp(f"postfix-{transport}")
-    maps = {"virtual": tmp / "virtual", "access": tmp / "access"}
-    _write_map(maps["virtual"], VIRTUAL)
-    _write_map(maps["access"], ACCESS)
     instance = peer.PostfixInstance()
     served = None
     try:
+        home = instance.root / "serve-map"
+        home.mkdir()
+        shutil.chown(home, "nobody")
+        maps = {"virtual": home / "virtual", "access": home / "access"}
+        _write_map(maps["virtual"], VIRTUAL)
+        _write_map(maps["access"], ACCESS)
         instance.prepare()  # makes the queue, and so private/ for our socket
         socket_path = instance.private / "txframe-maps"
         served = harness.start(
-            tmp, "--unix", str(socket_path), "--unix-group", "postfix",
+            home, "--unix", str(socket_path), "--unix-group", "postfix", "--user", "nobody",
             "--tcp", "virtual=127.0.0.1:0", "--tcp", "access=127.0.0.1:0",
             "--poll-interval", "0", str(maps["virtual"]), str(maps["access"]),
             metrics=False,
         )
+        assert "running as user nobody" in served.log(), served.log()
         setup = Mail(transport, instance, served, maps, socket_path)
         instance.set(
             virtual_alias_domains="example.com",
