@@ -9,15 +9,24 @@
 #     same tests from the checkout with TXFRAME_NO_EXTENSIONS=1.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 # The real peers the tests talk to (under CI=true the absence of one fails the tests
-# that need it): Postfix's postmap, the oidentd ident server, the curl and lftp FTP
-# clients.
+# that need it): Postfix (postmap, and a whole Postfix for the end-to-end tests), the
+# oidentd ident server, the curl and lftp FTP clients, systemd's systemd-analyze and
+# systemd-socket-activate (serve-map's units and socket activation).
 have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; }
 missing=()
-have postmap || missing+=(postfix)
+have postmap && have postcat || missing+=(postfix)
+have systemd-analyze && have systemd-socket-activate || missing+=(systemd)
 have oidentd || missing+=(oidentd)
 have curl || missing+=(curl)
 have lftp || missing+=(lftp)
-[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+    # A fresh postfix asks what kind of mail system to configure: none (the tests
+    # configure their own instances), and nothing started system-wide.
+    if [ "$(id -u)" = 0 ] && command -v debconf-set-selections >/dev/null; then
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    fi
+    apt_install "${missing[@]}"
+fi
 cd "$ROOT"
 # Both passes take the same arguments, so pytest arguments narrow both the same way
 run_pytest() { "$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"; }

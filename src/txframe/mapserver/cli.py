@@ -12,9 +12,11 @@ import sys
 
 from ..mapfile import MapFileError
 from .config import ServeError, UsageError, make_config, parse_args
-from .server import loop_factory, raise_open_file_limit, run_async, serve, setup_logging
+from .logs import setup_logging
+from .server import loop_factory, raise_open_file_limit, run_async, serve
 from .sources import SourceError
 from .supervisor import Supervisor
+from .systemd import ActivationError, listen_fds
 
 log = logging.getLogger("txframe.serve_map")
 
@@ -23,11 +25,13 @@ PROG = "txframe serve-map"
 
 def run(args: argparse.Namespace) -> int:
     """``txframe serve-map``, from parsed arguments; returns the exit status."""
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, timestamps=args.timestamps)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until we can reload: not fatal
     try:
+        # systemd's sockets (socket activation), taken before anything else runs
+        args.inherited = [[name, sock.detach()] for name, sock in listen_fds()]
         config = make_config(args)
-    except UsageError as error:
+    except (UsageError, ActivationError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     for name in config.names():

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, NoReturn
 from ..mapfile import map_name
 from ..mapproto import SOCKETMAP_QUERY_LIMIT
 from .keys import RULES
+from .privileges import PrivilegeError, SocketAccess, lookup, socket_access
 
 #: A unix socket path must fit ``sockaddr_un.sun_path`` with its NUL (Linux: 108).
 UNIX_PATH_LIMIT = 107
@@ -102,6 +103,12 @@ class Config:
     loop: str = "auto"
     log_level: str = "info"
     shutdown_timeout: float = 5.0
+    # running as a service (issue 17's service part: privileges.py, systemd.py, logs.py)
+    user: str | None = None
+    group: str | None = None
+    unix_group: str | None = None
+    timestamps: bool | None = None  # None: unless under journald
+    inherited: list[list[Any]] = dataclasses.field(default_factory=list)  # [name, fd]
 
     def specs(self) -> list[MapSpec]:
         return [MapSpec.parse(spec) for spec in self.maps]
@@ -110,10 +117,18 @@ class Config:
         return [spec.name for spec in self.specs()]
 
     def wants_socketmap(self) -> bool:
-        return bool(self.socketmap or self.unix)
+        return bool(self.socketmap or self.unix) or any(
+            name == "socketmap" for name, _ in self.inherited
+        )
 
     def tcp_names(self) -> set[str]:
-        return {name for name, _, _ in self.tcp}
+        return {name for name, _, _ in self.tcp} | {
+            name[4:] for name, _ in self.inherited if name.startswith("tcp=")
+        }
+
+    def unix_access(self) -> SocketAccess:
+        """Owner and mode for the ``--unix`` sockets (``--unix-group``, ``--unix-mode``)."""
+        return socket_access(self.unix_group, self.unix_mode, lookup(self.user, self.group))
 
 
 # -- option types: each says what it wanted ---------------------------------------------
@@ -206,7 +221,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--unix-mode", type=_mode, metavar="MODE",
-        help="permissions of the --unix sockets, in octal (e.g. 0660; default: from umask)",
+        help="permissions of the --unix sockets, in octal (e.g. 0660; default: 0660 with "
+        "--unix-group, else from umask)",
+    )
+    parser.add_argument(
+        "--unix-group", metavar="GROUP",
+        help="give the --unix sockets to GROUP (e.g. postfix: Postfix looks up as the "
+        "postfix user), mode 0660 unless --unix-mode says otherwise",
+    )
+    parser.add_argument(
+        "--user", metavar="USER",
+        help="once the sockets are bound, run as USER (a name or uid; started as root "
+        "to bind ports below 1024 or in Postfix's chroot)",
+    )
+    parser.add_argument(
+        "--group", metavar="GROUP",
+        help="with --user: run as GROUP (default: USER's login group); supplementary "
+        "groups are USER's",
+    )
+    parser.add_argument(
+        "--no-timestamps", dest="timestamps", action="store_const", const=False,
+        default=None,
+        help="log lines without a timestamp (for a supervisor that adds its own; under "
+        "journald, the default)",
     )
     parser.add_argument(
         "--workers", type=_positive_int, default=1, metavar="N",
@@ -358,8 +395,19 @@ def make_config(args: argparse.Namespace) -> Config:
             raise UsageError(f"two maps named {spec.name!r}: {seen[spec.name]} and {spec.target}")
         seen[spec.name] = spec.target
     names = [spec.name for spec in specs]
-    if not (args.tcp or args.socketmap or args.unix):
+    inherited = [list(entry) for entry in getattr(args, "inherited", [])]  # [name, fd]
+    if not (args.tcp or args.socketmap or args.unix or inherited):
         raise UsageError("nothing to serve on: give --tcp, --socketmap or --unix")
+    for name, _ in inherited:
+        role, eq, target = name.partition("=")
+        if role == "socketmap" and not eq or role == "tcp" and (not eq or target in seen):
+            continue
+        raise UsageError(
+            f"socket activation: a socket named {name!r}: name each FileDescriptorName="
+            f"socketmap or tcp=MAP (maps: {', '.join(names)})"
+        )
+    if inherited and args.workers > 1:
+        raise UsageError("socket activation serves from one process: drop --workers")
     tcp = []
     for text in args.tcp:
         name, eq, address = text.rpartition("=")
@@ -379,6 +427,12 @@ def make_config(args: argparse.Namespace) -> Config:
             )
     if args.unix_mode is not None and not unix:
         raise UsageError("--unix-mode without --unix")
+    if args.unix_group is not None and not unix:
+        raise UsageError("--unix-group without --unix")
+    try:  # a user or group that does not exist is a usage error, found now
+        socket_access(args.unix_group, args.unix_mode, lookup(args.user, args.group))
+    except PrivilegeError as error:
+        raise UsageError(str(error)) from None
     metrics = list(parse_address(args.metrics, "--metrics")) if args.metrics else None
     return Config(
         maps=[spec.target if spec.scheme == "file" else text
@@ -398,4 +452,9 @@ def make_config(args: argparse.Namespace) -> Config:
         loop=args.loop,
         log_level=args.log_level,
         shutdown_timeout=args.shutdown_timeout,
+        user=args.user,
+        group=args.group,
+        unix_group=args.unix_group,
+        timestamps=args.timestamps,
+        inherited=inherited,
     )

@@ -13,6 +13,7 @@ import stat
 from typing import Any
 
 from .config import ServeError, format_address
+from .privileges import SocketAccess, bind_private, open_socket
 
 BACKLOG = max(socket.SOMAXCONN, 1024)
 
@@ -49,9 +50,10 @@ def bind_inet(host: str | None, port: int, reuse_port: bool) -> list[socket.sock
     return sockets
 
 
-def bind_unix(path: str, mode: int | None) -> tuple[socket.socket, Any]:
-    """A listening unix socket at *path* with *mode*; a stale socket file left there
-    by a dead server is replaced. Returns the socket and the file's (dev, ino)."""
+def bind_unix(path: str, access: SocketAccess) -> tuple[socket.socket, Any]:
+    """A listening unix socket at *path* with the owner and mode of *access* (given
+    before it listens: see :mod:`.privileges`); a stale socket file left there by a
+    dead server is replaced. Returns the socket and the file's (dev, ino)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -71,17 +73,18 @@ def bind_unix(path: str, mode: int | None) -> tuple[socket.socket, Any]:
         finally:
             probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    umask = os.umask(0o777 & ~mode) if mode is not None else None
     try:
-        sock.bind(path)
+        bind_private(sock, path)
     except OSError as error:
         sock.close()
         raise ServeError(f"cannot listen on {path}: {error.strerror or error}") from None
-    finally:
-        if umask is not None:
-            os.umask(umask)
-    if mode is not None:
-        os.chmod(path, mode)
+    try:
+        open_socket(path, access)
+    except OSError as error:
+        sock.close()
+        os.unlink(path)
+        raise ServeError(f"--unix {path}: cannot set its owner or mode: "
+                         f"{error.strerror or error}") from None
     sock.listen(BACKLOG)
     st = os.stat(path)
     return sock, (st.st_dev, st.st_ino)

@@ -36,6 +36,7 @@ from ..mapproto import (
     unquote,
 )
 from .keys import Fold
+from .logs import describe_peer
 from .sources import Source
 
 log = logging.getLogger("txframe.serve_map")
@@ -213,11 +214,7 @@ class _MapProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return "a closed connection"
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            host, port = peer[:2]
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return f"unix:{transport.get_extra_info('sockname') or ''}"
+        return describe_peer(transport)
 
     def _reply(self, reply: Any) -> None:
         """Send *reply* (bytes, or an awaitable of bytes) in its turn."""

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from ..framing import implementation
 from . import hooks
-from .config import Config, format_address
+from .config import Config, ServeError, format_address
 from .keys import folding
 from .listeners import BACKLOG, bind_inet, bind_unix, bound, unlink_unix
 from .metrics import Collector, MetricsServer, snapshot
@@ -58,16 +58,6 @@ def runtime() -> dict[str, str]:
         "framers": implementation,
         "loop": "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
     }
-
-
-def setup_logging(level: str, worker: int | None = None) -> None:
-    who = "txframe serve-map" if worker is None else f"txframe serve-map worker {worker}"
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s {who}[%(process)d] %(levelname)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def raise_open_file_limit() -> int:
@@ -116,9 +106,12 @@ def write_ready_file(path: str | None, info: dict[str, Any]) -> None:
     if not path:
         return
     temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump(info, handle)
-    os.replace(temporary, path)
+    try:  # (as --user, when given: its directory must let that user write)
+        with open(temporary, "w") as handle:
+            json.dump(info, handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ServeError(f"--ready-file {path}: {error.strerror or error}") from None
 
 
 def remove_ready_file(path: str | None) -> None:
@@ -207,13 +200,35 @@ async def serve(
             if unix_fds is not None:
                 sock = socket.socket(fileno=unix_fds[path])
             else:
-                sock, identity = bind_unix(path, config.unix_mode)
+                sock, identity = bind_unix(path, config.unix_access())
                 made_unix.append((path, identity))
             listener = await loop.create_unix_server(
                 server.socketmap_factory(), sock=sock, backlog=BACKLOG
             )
             listeners.append(listener)
             addresses["unix"].append(path)
+        for name, fd in config.inherited:  # socket activation: see systemd.py
+            sock = socket.socket(fileno=fd)
+            role, _, target = name.partition("=")
+            if role == "tcp":
+                factory = server.tcp_factory(server.sources[target])
+            else:
+                factory = server.socketmap_factory()
+            if sock.family == socket.AF_UNIX:
+                listener = await loop.create_unix_server(factory, sock=sock, backlog=BACKLOG)
+                if role == "socketmap":
+                    addresses["unix"].append(sock.getsockname())
+                else:  # tcp_table on a unix socket: no place in the ready file
+                    log.info("tcp_table map %s on unix:%s", target, sock.getsockname())
+            else:
+                listener = await loop.create_server(factory, sock=sock, backlog=BACKLOG)
+                for host, port in bound(listener):
+                    entry = {"host": host, "port": port}
+                    if role == "tcp":
+                        addresses["tcp"].append({"map": target, **entry})
+                    else:
+                        addresses["socketmap"].append(entry)
+            listeners.append(listener)
         if config.metrics and attach is None:
 
             async def collect() -> list[tuple[int, dict[str, Any]]]:
@@ -222,8 +237,7 @@ async def serve(
             metrics = MetricsServer(config.metrics, Collector(collect, loop))
             host, port = metrics.address
             addresses["metrics"] = {"host": host, "port": port}
-        if attach is None:
-            hooks.after_binding(config)
+        hooks.after_binding(config, worker=attach is not None)
     except BaseException:
         for listener in listeners:
             listener.close()

@@ -25,6 +25,7 @@ from ..mapfile import MapFileError
 from . import hooks
 from .config import Config, ServeError, UsageError
 from .listeners import bind_inet, bind_unix, unlink_unix
+from .logs import setup_logging
 from .metrics import Collector, MetricsServer, snapshot
 from .protocols import MapServer
 from .server import (
@@ -37,7 +38,6 @@ from .server import (
     run_async,
     runtime,
     serve,
-    setup_logging,
     write_ready_file,
 )
 from .sources import SourceError
@@ -280,14 +280,14 @@ class Supervisor:
                 held.extend(socks)
                 socketmap.append([host, socks[0].getsockname()[1]])
             for path in config.unix:
-                sock, identity = bind_unix(path, config.unix_mode)
+                sock, identity = bind_unix(path, config.unix_access())
                 held.append(sock)
                 made_unix.append((path, identity))
                 self.unix_fds[path] = sock.fileno()
             if config.metrics:
                 metrics = MetricsServer(config.metrics, Collector(self.collect, loop),
                                         expected=len(self.workers))
-            hooks.after_binding(config)
+            hooks.after_binding(config, supervisor=True)
             self.worker_config = dataclasses.asdict(
                 dataclasses.replace(config, tcp=tcp, socketmap=socketmap, metrics=None,
                                     ready_file=None)
@@ -362,7 +362,7 @@ def worker_main() -> int:
     spec = json.loads(os.environ.pop(WORKER_ENV))
     config = Config(**spec["config"])
     index = spec["worker"]
-    setup_logging(config.log_level, index)
+    setup_logging(config.log_level, index, config.timestamps)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until we can reload: not fatal
 
     async def attach(server: MapServer, addresses: dict[str, Any],
