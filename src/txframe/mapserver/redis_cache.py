@@ -1,0 +1,165 @@
+"""The bounded reply cache of a Redis map in lookup mode.
+
+A hit must cost what a file map's lookup costs: ``tcp`` and ``socketmap`` map a key to
+its whole reply, formatted once when the value arrived, and a hit is one ``dict.get``.
+Everything else (expiry, bounds, stale values) is bookkeeping beside those dicts:
+
+- bounds: at most ``max_entries`` keys and ``max_bytes`` (keys, both replies and a
+  fixed per-entry overhead, :data:`ENTRY_OVERHEAD`); the oldest entry goes first (FIFO:
+  no reordering on a hit, which would cost every hit);
+- expiry: values live ``ttl`` seconds, "not found" answers ``negative_ttl``; a timer
+  calls :meth:`ReplyCache.expire` (so TTLs are honoured to within its period);
+- stale values: an expired value (never a "not found") is kept ``grace`` seconds more
+  and only handed out by :meth:`stale` when Redis cannot answer;
+- :meth:`invalidate` drops a key Redis says changed; :meth:`distrust` turns every
+  value stale at once (the invalidation channel was lost, changes may have been missed).
+"""
+
+from __future__ import annotations
+
+import time
+import heapq
+from typing import Callable
+
+from ..mapproto import SOCKETMAP_REPLY_LIMIT, socketmap_found, tcp_found
+
+#: What one entry costs beside its bytes: two dict slots, the bookkeeping list, the
+#: expiry queue's tuple and the bytes objects' headers (measured with tracemalloc on
+#: CPython 3.11, rounded up).
+ENTRY_OVERHEAD = 400
+
+
+class ReplyCache:
+    __slots__ = (
+        "tcp",
+        "socketmap",
+        "max_entries",
+        "max_bytes",
+        "ttl",
+        "negative_ttl",
+        "grace",
+        "limit",
+        "clock",
+        "bytes",
+        "_meta",
+        "_queue",
+        "evictions",
+        "invalidations",
+    )
+
+    def __init__(
+        self,
+        max_entries: int,
+        max_bytes: int,
+        ttl: float,
+        negative_ttl: float,
+        grace: float = 0.0,
+        limit: int = SOCKETMAP_REPLY_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tcp: dict[bytes, bytes] = {}
+        self.socketmap: dict[bytes, bytes] = {}
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.grace = grace
+        self.limit = limit
+        self.clock = clock
+        self.bytes = 0
+        # key -> [value or None, size, fresh until, stale until]; insertion order is
+        # the eviction order
+        self._meta: dict[bytes, list[object]] = {}
+        self._queue: list[tuple[float, bytes]] = []  # heap of (fresh until, key)
+        self.evictions = 0
+        self.invalidations = 0
+
+    def __len__(self) -> int:
+        return len(self._meta)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries > 0 and self.max_bytes > 0
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Cache Redis' answer for *key* (None: not found)."""
+        if not self.enabled:
+            return
+        tcp = tcp_found(value)
+        socketmap = socketmap_found(value, self.limit)
+        size = ENTRY_OVERHEAD + 2 * len(key) + len(tcp) + len(socketmap)
+        if size > self.max_bytes:
+            return
+        self._drop(key)
+        now = self.clock()
+        fresh = now + (self.ttl if value else self.negative_ttl)
+        # a value may be served stale for a while; a "not found" never is
+        self._meta[key] = [value, size, fresh, fresh + self.grace if value else fresh]
+        self.tcp[key] = tcp
+        self.socketmap[key] = socketmap
+        heapq.heappush(self._queue, (fresh, key))
+        if len(self._queue) > 2 * len(self._meta) + 1024:
+            # drop the leftovers of replaced and evicted keys (bounded memory)
+            self._queue = [(e[2], k) for k, e in self._meta.items()]  # type: ignore[misc]
+            heapq.heapify(self._queue)
+        self.bytes += size
+        while len(self._meta) > self.max_entries or self.bytes > self.max_bytes:
+            self._drop(next(iter(self._meta)))
+            self.evictions += 1
+
+    def stale(self, key: bytes) -> bytes | None:
+        """A value for *key* that may be out of date, within the grace; or None."""
+        entry = self._meta.get(key)
+        if entry is None or entry[0] is None or self.clock() >= entry[3]:  # type: ignore[operator]
+            return None
+        return entry[0]  # type: ignore[return-value]
+
+    def invalidate(self, key: bytes) -> None:
+        if key in self._meta:
+            self._drop(key)
+            self.invalidations += 1
+
+    def clear(self) -> None:
+        """Forget everything (Redis said every key may have changed)."""
+        self.invalidations += len(self._meta)
+        self.tcp = {}
+        self.socketmap = {}
+        self._meta.clear()
+        self._queue.clear()
+        self.bytes = 0
+
+    def distrust(self) -> None:
+        """Serve nothing as fresh any more; values stay available to :meth:`stale`
+        until their grace ends."""
+        self.tcp = {}
+        self.socketmap = {}
+        for key, entry in list(self._meta.items()):
+            if entry[0] is None:
+                self._drop(key)
+            else:
+                entry[2] = entry[3]
+                heapq.heappush(self._queue, (entry[3], key))  # type: ignore[arg-type]
+
+    def expire(self) -> None:
+        """Stop serving entries past their TTL; forget those past their grace."""
+        now = self.clock()
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            fresh, key = heapq.heappop(queue)
+            entry = self._meta.get(key)
+            if entry is None or entry[2] != fresh:
+                continue  # replaced or dropped since
+            self.tcp.pop(key, None)
+            self.socketmap.pop(key, None)
+            if entry[3] > now:  # type: ignore[operator]
+                heapq.heappush(queue, (entry[3], key))  # type: ignore[arg-type]
+                entry[2] = entry[3]
+            else:
+                self._drop(key)
+
+    def _drop(self, key: bytes) -> None:
+        entry = self._meta.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[1]  # type: ignore[operator]
+            self.tcp.pop(key, None)
+            self.socketmap.pop(key, None)
