@@ -5,6 +5,10 @@ Subcommands:
 ``serve-map``
     serve Postfix lookup tables over tcp_table and socketmap
     (``txframe serve-map --help``; :mod:`txframe.serve_map`).
+
+``map-load``
+    import a postmap text file into Redis, atomically
+    (``txframe map-load --help``; :mod:`txframe.mapserver.maploader`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_map.add_arguments(serve)
     serve.set_defaults(run=serve_map.run)
+    from .mapserver import maploader
+
+    load = commands.add_parser(
+        "map-load",
+        help="import a postmap text file into Redis, atomically",
+        description="Import MAPFILE (postmap(1)'s text format) into Redis for serve-map's "
+        "Redis maps: a hash renamed over the old one, or versioned strings switched in "
+        "one step. Needs txframe[redis].",
+    )
+    maploader.add_arguments(load)
+    load.set_defaults(run=maploader.run)
     return parser
 
 
