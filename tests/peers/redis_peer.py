@@ -63,13 +63,10 @@ class RedisNode:
             cmd = [REDIS_SERVER, str(conf), "--sentinel"]
         else:
             cmd = [REDIS_SERVER]
-        cmd += ["--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no",
-                "--dir", str(self.dir), "--protected-mode", "no",
-                "--enable-debug-command", "local" if self.netns is None else "yes",
-                *self.args]
-        if self.sentinel_conf is not None:
-            cmd = [c for c in cmd if c not in ("--enable-debug-command", "local", "--save", "",
-                                               "--appendonly", "no")]
+        cmd += ["--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
+                "--protected-mode", "no", *self.args]
+        if self.sentinel_conf is None:
+            cmd += ["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         log = open(self.dir / "log", "ab")
@@ -115,7 +112,8 @@ class Cluster:
     def __init__(self, directory: Path, n: int = 3) -> None:
         self.nodes = [
             RedisNode(directory / f"node{i}", args=("--cluster-enabled", "yes",
-                      "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"))
+                      "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                      "--cluster-port", str(free_port())))
             for i in range(n)
         ]
 
