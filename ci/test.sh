@@ -10,13 +10,16 @@
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 # The real peers the tests talk to (under CI=true the absence of one fails the tests
 # that need it): Postfix's postmap, the oidentd ident server, the curl and lftp FTP
-# clients.
+# clients; redis-server, redis-sentinel and redis-cli for serve-map's Redis maps.
 have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; }
 missing=()
 have postmap || missing+=(postfix)
 have oidentd || missing+=(oidentd)
 have curl || missing+=(curl)
 have lftp || missing+=(lftp)
+have redis-server || missing+=(redis-server)
+have redis-sentinel || missing+=(redis-sentinel)
+have redis-cli || missing+=(redis-tools)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"

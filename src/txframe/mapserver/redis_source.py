@@ -253,11 +253,9 @@ class RedisSource(Source):
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except BaseException:
-                pass
+        if self._tasks:
+            # bounded: a task cancelled inside the client's own locking must not hang us
+            await asyncio.wait(self._tasks, timeout=self.options.deadline)
         self._tasks.clear()
         await self._close_client()
 
@@ -279,7 +277,7 @@ class RedisSource(Source):
     async def _close_client(self) -> None:
         if self.client is not None:
             try:
-                await self.client.aclose()
+                await asyncio.wait_for(self.client.aclose(), self.options.deadline)
             except Exception:
                 pass
             self.client = None
