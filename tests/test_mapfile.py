@@ -93,28 +93,28 @@ def test_a_big_map(tmp_path):
 
 def _read_while(tmp_path, monkeypatch, change):
     """build_map on a map file that *change(path)* alters after its first line is read."""
-    from txframe import serve_map
+    from txframe.mapserver import config as mapconfig, sources
 
     path = tmp_path / "m.map"
     path.write_bytes(b"".join(b"key%d old\n" % i for i in range(1000)))
 
-    def parse_changing(handle, fold_case=False):
+    def parse_changing(handle, fold_case=False, fold=None):
         def lines():
             for number, line in enumerate(handle):
                 if number == 1:
                     change(path)
                 yield line
-        return parse_map(lines(), fold_case)
+        return parse_map(lines(), fold_case, fold)
 
-    monkeypatch.setattr(serve_map, "parse_map", parse_changing)
-    config = serve_map.Config(maps=[str(path)], tcp=[["m", "127.0.0.1", 0]], socketmap=[], unix=[])
-    return serve_map.build_map(str(path), config, tcp=True)
+    monkeypatch.setattr(sources, "parse_map", parse_changing)
+    config = mapconfig.Config(maps=[str(path)], tcp=[["m", "127.0.0.1", 0]], socketmap=[], unix=[])
+    return sources.build_map(str(path), config, tcp=True)
 
 
 def test_a_map_renamed_over_while_read_is_read_whole(tmp_path, monkeypatch):
     """An atomic replace meanwhile leaves the opened version complete: it is served, and
     the signature is the opened file's, so that the next poll loads the new one."""
-    from txframe.serve_map import file_signature
+    from txframe.mapserver.sources import file_signature
 
     def replace(path):
         new = path.with_name("m.new")
@@ -127,7 +127,7 @@ def test_a_map_renamed_over_while_read_is_read_whole(tmp_path, monkeypatch):
 
 
 def test_a_map_written_in_place_while_read_is_read_again(tmp_path, monkeypatch):
-    from txframe.serve_map import FileChanging
+    from txframe.mapserver.sources import FileChanging
 
     def append(path):
         with open(path, "ab") as handle:
@@ -135,3 +135,13 @@ def test_a_map_written_in_place_while_read_is_read_again(tmp_path, monkeypatch):
 
     with pytest.raises(FileChanging):
         _read_while(tmp_path, monkeypatch, append)
+
+
+def test_backslashes_and_quotes_in_a_key_as_postmap():
+    """postmap: a backslash takes the next byte into the key (whitespace too) and stays
+    there; ``\\`` alone before the whitespace leaves a line without a value."""
+    loaded = parse_map([b"a\\ b v1\n", b"x\\\\ v2\n", b"y\\z v3\n", b"\\ v0\n", b"c\\ v4\n",
+                        b'a"b c"d v5\n', b'e"f\\"g h" v6\n', b'i"j v7\n', b'k v"x\n'])
+    assert loaded.entries == {b"a\\ b": b"v1", b"x\\\\": b"v2", b"y\\z": b"v3",
+                              b'a"b c"d': b"v5", b'e"f\\"g h"': b"v6", b"k": b'v"x'}
+    assert [p.line for p in loaded.problems] == [4, 5, 8]

@@ -103,7 +103,7 @@ ABSENT = [
     "quoted",
     "100",
     "100%25",
-    "mixed",  # no case folding
+    "mixed-case",
     "x" * 2000,
     "ü" * 700,
 ]
@@ -323,3 +323,107 @@ def test_map_of_100000_entries(postmap, tmp_path):
             assert server.value("txframe_map_connections_total", protocol=protocol) == 51
     finally:
         assert server.stop() == 0
+
+
+# -- postmap's key rules, differential ----------------------------------------------------
+#
+# The same map file served by serve-map (tcp_table and socketmap) and read by postmap
+# itself (texthash:, and hash: as postmap builds it): every key must be found, or not,
+# with the same value. postmap folds the keys of its own tables (without -f) and sends
+# tcp/socketmap keys as given, so serve-map folds them as Postfix does.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Letters whose folding is special (ß -> ss, final sigma, dotted capital I, the
+# Kelvin and Angstrom signs, ligatures, titlecase digraphs), "%" (tcp_table's escape),
+# then Latin, Greek and Cyrillic (stable across Unicode versions); no whitespace: a
+# map key ends at whitespace.
+_SPECIAL = "ßẞΣσςİıKÅﬁﬀǅǄǆŉΐ%"
+_KEY_CHAR = st.one_of(
+    st.sampled_from(_SPECIAL),
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+    st.characters(min_codepoint=0xC0, max_codepoint=0x52F,
+                  blacklist_categories=("Cc", "Cs", "Cn", "Zs", "Mn")),
+)
+_MAP_KEY = st.text(_KEY_CHAR, min_size=1, max_size=12).filter(
+    lambda k: not k.startswith(("#", '"'))
+)
+_LONG_KEY = st.builds(lambda c, n: c * n, _KEY_CHAR, st.integers(300, 1200))
+
+
+def _variants(key: str) -> list[str]:
+    return [key, key.upper(), key.lower(), key.swapcase(), key.casefold(), key.title()]
+
+
+@pytest.fixture(scope="module")
+def differential(postmap, tmp_path_factory):
+    """One serve-map (tcp and socketmap, --lenient: postmap keeps the first of keys that
+    fold alike), reloaded with SIGHUP for each example."""
+    tmp = tmp_path_factory.mktemp("differential")
+    path = harness.write_map(tmp / "diff.map", "seed value\n")
+    server = harness.start(tmp, "--lenient", "--poll-interval", "0", "--tcp", "127.0.0.1:0",
+                           "--socketmap", "127.0.0.1:0", str(path))
+    server.path = path
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def _found(postmap, table: str, keys: list[str]) -> dict[str, str]:
+    result = postmap("-q", "-", table, stdin="".join(k + "\n" for k in keys).encode())
+    assert result.returncode in (0, 1), result.stderr
+    found = {}
+    for line in result.stdout.decode().splitlines():
+        key, _, value = line.rpartition("\t")  # a key may hold a tab, a value does not
+        found[key] = value
+    return found
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    keys=st.lists(st.one_of(_MAP_KEY, _LONG_KEY), min_size=1, max_size=25),
+    extra=st.lists(st.one_of(
+        _MAP_KEY,
+        st.builds(lambda a, sep, b: a + sep + b, _MAP_KEY, st.sampled_from([" ", "\t", "  "]),
+                  _MAP_KEY),
+    ), max_size=10),
+)
+def test_keys_agree_with_postmap(postmap, differential, keys, extra):
+    path = differential.path
+    reloads = differential.value("txframe_map_reloads_total")
+    text = "".join(f"{key} v{n}\n" for n, key in enumerate(keys))
+    harness.write_map(path, text)
+    indexed = path.with_name("indexed.map")
+    indexed.write_text(text, encoding="utf-8")
+    built = postmap(f"hash:{indexed}")
+    assert built.returncode == 0, built.stderr
+    differential.signal(signal.SIGHUP)
+    harness.wait_for(lambda: differential.value("txframe_map_reloads_total") > reloads,
+                     what="the reload")
+    queries = list(dict.fromkeys(q for key in keys + extra for q in _variants(key)))
+    by_postmap = _found(postmap, f"texthash:{path}", queries)
+    assert _found(postmap, f"hash:{indexed}", queries) == by_postmap
+    port = differential.tcp
+    assert _found(postmap, f"tcp:127.0.0.1:{port}", queries) == by_postmap
+    sm = f"socketmap:inet:127.0.0.1:{differential.socketmap}:diff"
+    assert _found(postmap, sm, queries) == by_postmap
+
+
+def test_keys_folded_as_postmap_folds(postmap, served):
+    """Mixed case, as the admins' old tables answered it (the issue's example)."""
+    for table in endpoints(served).values():
+        for key, value in [("mixed", "case kept"), ("MIXED", "case kept"),
+                           ("CAFÉ", KEYS["café"]), ("КЛЮЧ", KEYS["ключ"])]:
+            result = postmap("-q", key.encode(), table)
+            assert (result.returncode, result.stdout.decode()) == (0, value + "\n"), (table, key)
+
+
+@pytest.mark.parametrize("protocol", ["socketmap", "unix"])
+def test_overlong_key_is_answered(postmap, served, protocol):
+    """A 12,000-byte key (over the 10,000-byte socketmap request limit): the server
+    reads the request to its end before its PERM reply, so postmap reads the reason
+    instead of dying of SIGPIPE (exit 141) on a connection closed while it writes."""
+    result = postmap("-q", "k" * 12_000, endpoints(served)[protocol])
+    assert result.returncode == 1, result
+    assert b"permanent error: request too long (limit 10000 bytes)" in result.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from peer_rule import EXTENSIONS_REQUIRED
+from txframe.mapproto import quote
 
 pytestmark = pytest.mark.peer
 
@@ -350,9 +351,10 @@ def test_tcp_found_and_not_found(served):
     assert client.get(b"tab%09key") == b"200 a%20tab%20in%20the%20key\n"
     assert client.get(b'"quoted"') == b"200 quotes%20in%20the%20key\n"
     assert client.get(b"a%20%20b") == b"500 \n"
-    # no case folding by default
-    assert client.get(b"mixed") == b"500 \n"
-    assert client.get(b"Mixed") == b"200 case%20kept\n"
+    # keys are folded as Postfix folds its file tables' keys
+    assert client.get(b"mixed") == b"200 case%20kept\n"
+    assert client.get(b"MIXED") == b"200 case%20kept\n"
+    assert client.get(b"CAF%C3%89") == b"200 UTF-8%20key\n"  # CAFÉ
     assert client.get(b"long") == b"200 " + b"x" * 1000 + b"\n"
     # a reply Postfix would reject (over 4,096 bytes) is a 400, never sent
     reply = client.get(b"toolong")
@@ -532,6 +534,10 @@ def test_socketmap_broken_stream(served, data):
     first, second = client.replies(2)
     assert first == b"OK alice@mail.example.net"
     assert second.startswith(b"PERM ")
+    if data[:2] in (b"20", b"99", b"42"):
+        assert second == b"PERM request too long (limit 2000 bytes)"
+    else:
+        assert second == b"PERM malformed request: not a netstring"
     assert client.closed()
     fresh = NetstringClient(served.socketmap)
     assert fresh.query(b"example", b"alice@example.com") == b"OK alice@mail.example.net"
@@ -585,11 +591,11 @@ def test_metrics(served):
 
 def test_metrics_bad_http(served):
     with connect(served.metrics_port) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"y" * 10000 + b"\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 431 ")
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"y" * 70000 + b"\r\n\r\n")
+        assert re.match(rb"HTTP/1\.[01] 431 ", sock.recv(100))
     with connect(served.metrics_port) as sock:
-        sock.sendall(b"\x00\x01 garbage\r\n\r\n")
-        assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        sock.sendall(b"\x00\x01 garbage HTTP/x\r\n\r\n")
+        assert re.match(rb"HTTP/1\.[01] 400 ", sock.recv(100))
 
 
 # -- reloading --------------------------------------------------------------------------------
@@ -748,6 +754,10 @@ def test_workers(tmp_path):
         for _ in range(10):
             assert LineClient(server.tcp).get(b"k") == b"200 v2\n"
         replacement = int(re.search(r"worker 0 restarted \(pid (\d+)\)", server.log()).group(1))
+        assert f"worker 0 (pid {workers[0]}) was killed by SIGKILL" in server.log()
+        ready = json.loads(next(tmp_path.glob("ready-*.json")).read_text())
+        assert ready["workers"] == [replacement, workers[1]]
+        assert re.search(r"map m: 1 entries from .*m\.map", server.log())
     finally:
         assert server.stop() == 0, server.log()
     for pid in (workers[1], replacement):
@@ -786,15 +796,31 @@ def test_sigint_exits_cleanly(tmp_path):
 # -- options ----------------------------------------------------------------------------------
 
 
-def test_fold_case(tmp_path):
-    path = write_map(tmp_path / "m.map", {"Alice@Example.COM": "v"})
-    server = start(tmp_path, "--fold-case", "--tcp", "127.0.0.1:0", "--socketmap",
-                   "127.0.0.1:0", str(path))
-    try:
-        assert LineClient(server.tcp).get(b"ALICE@example.com") == b"200 v\n"
-        assert NetstringClient(server.socketmap).query(b"m", b"aLiCe@eXaMpLe.CoM") == b"OK v"
-    finally:
-        assert server.stop() == 0
+def test_key_folding(tmp_path):
+    """Keys folded by default (Unicode case folding, as Postfix with SMTPUTF8), ASCII
+    only with --key-folding ascii, kept with --keep-case; --fold-case (the old option)
+    is the default."""
+    path = write_map(tmp_path / "m.map", {"Alice@Example.COM": "v", "Straße": "s"})
+    cases = {
+        (): [(b"ALICE@example.com", "v"), ("STRASSE".encode(), "s"), ("straße".encode(), "s")],
+        ("--fold-case",): [(b"aLiCe@eXaMpLe.CoM", "v"), ("strasse".encode(), "s")],
+        ("--key-folding", "ascii"): [(b"ALICE@example.com", "v"), ("STRAßE".encode(), "s"),
+                                     ("STRASSE".encode(), None)],
+        ("--keep-case",): [(b"Alice@Example.COM", "v"), (b"alice@example.com", None),
+                           ("Straße".encode(), "s"), ("straße".encode(), None)],
+    }
+    for options, queries in cases.items():
+        server = start(tmp_path, *options, "--tcp", "127.0.0.1:0", "--socketmap",
+                       "127.0.0.1:0", str(path))
+        try:
+            tcp, sm = LineClient(server.tcp), NetstringClient(server.socketmap)
+            for key, value in queries:
+                want_tcp = b"500 \n" if value is None else b"200 %b\n" % value.encode()
+                want_sm = b"NOTFOUND " if value is None else b"OK " + value.encode()
+                assert tcp.get(quote(key)) == want_tcp, (options, key)
+                assert sm.query(b"m", key) == want_sm, (options, key)
+        finally:
+            assert server.stop() == 0
 
 
 def test_idle_timeout(tmp_path):
@@ -910,7 +936,7 @@ def test_bad_map_at_start(tmp_path):
         (["MAP"], "nothing to serve on"),
         (["--tcp", "nosuch=127.0.0.1:0", "MAP"], "no map named 'nosuch'"),
         (["--tcp", "127.0.0.1", "MAP"], "expected HOST:PORT"),
-        (["--tcp", "127.0.0.1:99999", "MAP"], "expected HOST:PORT"),
+        (["--tcp", "127.0.0.1:99999", "MAP"], "port 99999 out of range (0-65535)"),
         (["--tcp", "::1:25", "MAP"], "IPv6 address in brackets"),
         (["--tcp", "127.0.0.1:0", "MAP", "OTHER/m.txt"], "two maps named 'm'"),
         (["--unix-mode", "0660", "--tcp", "127.0.0.1:0", "MAP"], "--unix-mode without --unix"),
@@ -960,5 +986,115 @@ def test_uvloop_when_installed(tmp_path):
         assert NetstringClient(server.socketmap).query(b"m", b"k") == b"OK v"
         server.signal(signal.SIGHUP)
         wait_for(lambda: server.value("txframe_map_reloads_total") == 1, what="the reload")
+    finally:
+        assert server.stop() == 0
+
+
+# -- bad input: one line, the right status ----------------------------------------------
+
+
+def _one_error(err: str) -> str:
+    """The one error line of *err* (other lines are the log's info)."""
+    assert "Traceback" not in err and "b'" not in err, err
+    errors = [line for line in err.splitlines() if "ERROR" in line or ": error:" in line]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "args, status, message",
+    [
+        (["--tcp", "nosuchhost.invalid:10027", "MAP"], 1,
+         "cannot listen on nosuchhost.invalid:10027: nosuchhost.invalid: "),
+        (["--unix", "LONG", "MAP"], 2, "bytes, over the 107 a unix socket's address holds"),
+        (["--workers", "abc", "--tcp", "127.0.0.1:0", "MAP"], 2,
+         "argument --workers: expected a positive number, got 'abc'"),
+        (["--frobnicate", "--tcp", "127.0.0.1:0", "MAP"], 2,
+         "txframe serve-map: error: unrecognized arguments: --frobnicate"),
+        (["--tcp", "127.0.0.1:99999", "MAP"], 2, "port 99999 out of range (0-65535)"),
+        (["--tcp", "127.0.0.1:0", "DUP"], 1, 'duplicate entry: "plain" (the first is kept)'),
+        (["--tcp", "127.0.0.1:0", "redis://localhost"], 2,
+         "redis://localhost: name the map: NAME=redis://localhost"),
+        (["--tcp", "127.0.0.1:0", "m=nosuch://x"], 1, "no source for nosuch://"),
+        (["--tcp", "127.0.0.1:0"], 2, "no map to serve"),
+        (["--config", "CONFIG", "MAP"], 2, "frobnicate: no such setting"),
+        (["--loop", "nosuch", "--tcp", "127.0.0.1:0", "MAP"], 2, "argument --loop: invalid choice"),
+    ],
+)
+def test_bad_input_one_line(tmp_path, args, status, message):
+    path = write_map(tmp_path / "m.map", {"k": "v"})
+    dup = write_map(tmp_path / "dup.map", "plain v\nPLAIN w\n")
+    config = tmp_path / "c.toml"
+    config.write_text('tcp = ["127.0.0.1:0"]\nfrobnicate = 1\n')
+    long = str(tmp_path / ("x" * (120 - len(str(tmp_path)))))
+    names = {"MAP": str(path), "DUP": str(dup), "CONFIG": str(config), "LONG": long}
+    code, err = run_to_end(tmp_path, *[names.get(a, a) for a in args])
+    assert code == status, err
+    assert message in _one_error(err), err
+
+
+def test_version_needs_no_map(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "txframe", "serve-map", "--version"],
+                          capture_output=True, timeout=START_TIMEOUT)
+    assert proc.returncode == 0 and proc.stdout.startswith(b"txframe ")
+
+
+def test_config_file(tmp_path):
+    """A TOML file gives the settings; listeners from the command line add up."""
+    path = write_map(tmp_path / "m.map", {"Key": "v"})
+    config = tmp_path / "serve-map.toml"
+    config.write_text(f'maps = ["{path}"]\ntcp = ["127.0.0.1:0"]\nkey-folding = "none"\n'
+                      f"poll_interval = 0\nlenient = true\n")
+    server = start(tmp_path, "--config", str(config), "--socketmap", "127.0.0.1:0")
+    try:
+        assert LineClient(server.tcp).get(b"Key") == b"200 v\n"
+        assert LineClient(server.tcp).get(b"key") == b"500 \n"  # key_folding = none
+        assert NetstringClient(server.socketmap).query(b"m", b"Key") == b"OK v"
+    finally:
+        assert server.stop() == 0
+    config.write_text('workers = "many"\n')
+    code, err = run_to_end(tmp_path, "--config", str(config), "--tcp", "127.0.0.1:0", str(path))
+    assert code == 2 and "workers: expected a positive number, got 'many'" in _one_error(err)
+
+
+def test_empty_map_warns_and_debug_names_the_client(tmp_path):
+    path = write_map(tmp_path / "empty.map", "# nothing yet\n")
+    server = start(tmp_path, "--tcp", "127.0.0.1:0", str(path))
+    try:
+        client = LineClient(server.tcp)
+        assert client.get(b"k") == b"500 \n"
+        port = client.sock.getsockname()[1]
+        wait_for(lambda: f"tcp connection from 127.0.0.1:{port}" in server.log(),
+                 what="the debug line")
+        assert re.search(r"WARNING: map empty: .*empty\.map has no entries", server.log())
+    finally:
+        assert server.stop() == 0
+
+
+def test_reload_failures_logged_once(tmp_path):
+    """A map that vanishes, becomes a directory or unreadable: the old map stays, each
+    failure is logged once (not at every poll), and SIGHUP storms run one reload at
+    a time."""
+    path = write_map(tmp_path / "m.map", {"k": "v1"})
+    server = start(tmp_path, "--tcp", "127.0.0.1:0", "--poll-interval", "0.05", str(path))
+    try:
+        client = LineClient(server.tcp)
+        os.unlink(path)
+        wait_for(lambda: server.value("txframe_map_reload_failures_total") == 1, what="failure")
+        time.sleep(0.5)  # ten polls
+        assert server.log().count("reloading map m failed") == 1
+        assert client.get(b"k") == b"200 v1\n"
+        write_map(path, {"k": "v2"})
+        wait_for(lambda: client.get(b"k") == b"200 v2\n", what="the reload")
+        reloads = server.value("txframe_map_reloads_total")
+        for _ in range(200):
+            server.signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: reloading every map" in server.log(), what="SIGHUP")
+        time.sleep(1.0)
+        assert client.get(b"k") == b"200 v2\n"
+        # one round at a time and one more queued, however many signals arrived
+        done = server.value("txframe_map_reloads_total") - reloads
+        assert 1 <= done <= 20, done
+        assert server.log().count("a reload is running") <= done
     finally:
         assert server.stop() == 0

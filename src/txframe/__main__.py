@@ -4,55 +4,59 @@ Subcommands:
 
 ``serve-map``
     serve Postfix lookup tables over tcp_table and socketmap
-    (``txframe serve-map --help``; :mod:`txframe.serve_map`).
+    (``txframe serve-map --help``; :mod:`txframe.mapserver`).
 
 ``map-load``
     import a postmap text file into Redis, atomically
     (``txframe map-load --help``; :mod:`txframe.mapserver.maploader`).
+
+Each subcommand parses its own options: ``txframe serve-map --frobnicate`` is
+serve-map's error, with serve-map's usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
+
+
+def _serve_map(argv: list[str]) -> int:
+    from .mapserver.cli import main
+
+    return main(argv)
+
+
+def _map_load(argv: list[str]) -> int:
+    from .mapserver.maploader import main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "serve-map": ("serve Postfix maps over tcp_table and socketmap", _serve_map),
+    "map-load": ("import a postmap text file into Redis, atomically", _map_load),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, serve_map
+    from . import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="txframe", description="txframe's programs."
-    )
+    parser = argparse.ArgumentParser(prog="txframe", description="txframe's programs.")
     parser.add_argument("--version", action="version", version=f"txframe {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    serve = commands.add_parser(
-        "serve-map",
-        help="serve Postfix maps over tcp_table and socketmap",
-        description="Serve Postfix lookup tables (MAPFILEs in postmap(1)'s text format) "
-        "over tcp_table(5) and socketmap_table(5).",
-        epilog="Maps are reloaded on SIGHUP and when their files change; SIGTERM stops "
-        "the server gracefully.",
-    )
-    serve_map.add_arguments(serve)
-    serve.set_defaults(run=serve_map.run)
-    from .mapserver import maploader
-
-    load = commands.add_parser(
-        "map-load",
-        help="import a postmap text file into Redis, atomically",
-        description="Import MAPFILE (postmap(1)'s text format) into Redis for serve-map's "
-        "Redis maps: a hash renamed over the old one, or versioned strings switched in "
-        "one step. Needs txframe[redis].",
-    )
-    maploader.add_arguments(load)
-    load.set_defaults(run=maploader.run)
+    for name, (text, _) in COMMANDS.items():
+        commands.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``txframe ARGS`` (*argv*, default ``sys.argv[1:]``); return the exit status."""
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return int(COMMANDS[argv[0]][1](argv[1:]))
+    build_parser().parse_args(argv)  # --help, --version, or an error (status 2)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ dropped, its leading whitespace kept), and empty or comment lines in between do 
 end it. Empty lines, whitespace-only lines and lines whose first non-whitespace
 character is ``#`` are ignored. A logical line is ``key whitespace value``, both with
 surrounding whitespace removed. A line without a value is reported and skipped; of
-duplicate keys the first is kept (the others reported).
+duplicate keys the first is kept (the others reported). Elsewhere in a key, as postmap: whitespace
+between double quotes and after a backslash is part of the key, the quotes and
+backslashes too (``a"b c"d\\ e value``: the key is ``a"b c"d\\ e``); an unbalanced quote
+makes the line invalid.
 
 One difference: a key in double quotes (``"two words" value``, with ``\\"`` and
 ``\\\\`` inside) is stored without its quotes, so that keys with whitespace can be
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from typing import BinaryIO, Iterable, Iterator, NamedTuple
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple, Optional
 
 
 class MapFileError(ValueError):
@@ -38,9 +41,21 @@ class LoadedMap(NamedTuple):
     problems: list[Problem]
 
 
-def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
+def show_key(key: bytes) -> str:
+    """*key* for a message: in quotes, UTF-8 shown as text, other bytes escaped."""
+    return '"' + key.decode("utf-8", "backslashreplace").replace('"', '\\"') + '"'
+
+
+def parse_map(
+    lines: Iterable[bytes],
+    fold_case: bool = False,
+    fold: Optional[Callable[[bytes], bytes]] = None,
+) -> LoadedMap:
     """The entries of a map file's *lines* (with or without their newlines); keys
-    lowercased (ASCII) if *fold_case*."""
+    passed through *fold* (see :mod:`txframe.mapserver.keys`), or lowercased (ASCII)
+    if *fold_case*."""
+    if fold is None and fold_case:
+        fold = bytes.lower
     entries: dict[bytes, bytes] = {}
     problems: list[Problem] = []
     logical: list[bytes] = []
@@ -59,10 +74,10 @@ def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
         if not value:
             problems.append(Problem(start, "expected format: key whitespace value"))
             return
-        if fold_case:
-            key = key.lower()
+        if fold is not None:
+            key = fold(key)
         if key in entries:
-            problems.append(Problem(start, f"duplicate entry: {key!r} (the first is kept)"))
+            problems.append(Problem(start, f"duplicate entry: {show_key(key)} (the first is kept)"))
         else:
             entries[key] = value
 
@@ -84,6 +99,8 @@ def parse_map(lines: Iterable[bytes], fold_case: bool = False) -> LoadedMap:
     return LoadedMap(entries, problems)
 
 
+_BACKSLASH = 0x5C
+_QUOTE = 0x22
 _QUOTED_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 
 
@@ -98,8 +115,27 @@ def _split_entry(text: bytes) -> tuple[bytes, bytes]:
         if rest and not rest[:1].isspace():
             raise ValueError("expected whitespace after the quoted key: line ignored")
         return key, rest.strip()
-    parts = text.split(None, 1)
-    return parts[0], parts[1].strip() if len(parts) > 1 else b""
+    if _BACKSLASH not in text and _QUOTE not in text:
+        parts = text.split(None, 1)
+        return parts[0], parts[1].strip() if len(parts) > 1 else b""
+    # As postmap: the key ends at whitespace outside double quotes; a backslash takes
+    # the next byte into the key; quotes and backslashes stay in the key.
+    end = 0
+    quoted = False
+    while end < len(text):
+        byte = text[end]
+        if byte == _BACKSLASH:
+            end += 2
+            continue
+        if byte == _QUOTE:
+            quoted = not quoted
+        elif not quoted and text[end : end + 1].isspace():
+            break
+        end += 1
+    if quoted:
+        raise ValueError("unbalanced '\"' in the key: line ignored")
+    end = min(end, len(text))
+    return text[:end], text[end:].strip()
 
 
 def load_map(path: str | os.PathLike[str], fold_case: bool = False) -> LoadedMap:

@@ -155,6 +155,18 @@ async def _run(args: argparse.Namespace) -> str:
         await client.aclose()
 
 
+def main(argv: list[str]) -> int:
+    """``txframe map-load ARGV``; the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="txframe map-load",
+        description="Import MAPFILE (postmap(1)'s text format) into Redis for serve-map's "
+        "Redis maps: a hash renamed over the old one, or versioned strings switched in "
+        "one step. Needs txframe[redis].",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         print(asyncio.run(_run(args)))
