@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("txframe.mapserver.redis_cache")
-from txframe.mapserver.redis_cache import ENTRY_OVERHEAD, ReplyCache  # noqa: E402
+from txframe.mapserver.redis_cache import ENTRY_OVERHEAD, ReplyCache
 
 
 class Clock:
@@ -68,6 +67,17 @@ def test_distrust_keeps_values_only_as_stale() -> None:
     assert not cache.tcp and not cache.socketmap
     assert cache.stale(b"k") == b"v"
     assert cache.stale(b"n") is None
+    clock.now += 5  # the grace counts from the moment the value was distrusted
+    assert cache.stale(b"k") is None
+    cache.expire()
+    assert len(cache) == 0
+
+
+def test_distrust_without_grace_forgets() -> None:
+    cache, _ = make(grace=0.0)
+    cache.put(b"k", b"v")
+    cache.distrust()
+    assert cache.stale(b"k") is None and len(cache) == 0
 
 
 def test_bounds_entries_and_bytes() -> None:

@@ -2,11 +2,13 @@
 
 ::
 
-    txframe map-load --redis URL (--hash NAME | --prefix PREFIX) [--fold-case]
-                     [--lenient] [--version-key KEY] [--keep-old SECONDS] MAPFILE
+    txframe map-load --redis URL (--hash NAME | --prefix PREFIX)
+                     [--key-folding utf8|ascii|none] [--lenient] [--version-key KEY] [--keep-old SECONDS] MAPFILE
 
-The file is read as serve-map reads file maps (:mod:`txframe.mapfile`, the same key
-folding), so admins keep their files as the source of truth.
+The file is read as serve-map reads file maps (:mod:`txframe.mapfile`), its keys
+folded by the same rule (:mod:`.keys`; serve-map's default, ``utf8``, unless told
+otherwise: use the ``--key-folding`` that serve-map uses), so admins keep their files
+as the source of truth.
 
 - ``--hash NAME``: the entries go to a new hash, then ``RENAME``\\ d over NAME in one
   transaction (with ``INCR`` of ``--version-key``, if given): readers see the old map
@@ -29,7 +31,8 @@ import sys
 import time
 from typing import Any
 
-from ..mapfile import MapFileError, load_map
+from ..mapfile import MapFileError, open_map, parse_map
+from .keys import RULES, folding
 from .redis_conn import RedisURLError, parse_url
 
 BATCH = 1000
@@ -117,8 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     layout.add_argument("--hash", metavar="NAME", help="load into the hash NAME")
     layout.add_argument("--prefix", metavar="PREFIX",
                         help="load into versioned strings PREFIX<version>:<key>")
-    parser.add_argument("--fold-case", action="store_true",
-                        help="ASCII-lowercase keys, as serve-map --fold-case does")
+    parser.add_argument("--key-folding", choices=RULES, default="utf8",
+                        help="fold keys as serve-map --key-folding does (default utf8, "
+                        "serve-map's default)")
     parser.add_argument("--lenient", action="store_true",
                         help="skip (and report) lines without a value and duplicate keys "
                         "instead of refusing the file")
@@ -132,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run(args: argparse.Namespace) -> str:
-    loaded = load_map(args.mapfile, fold_case=args.fold_case)
+    with open_map(args.mapfile) as handle:
+        loaded = parse_map(handle, fold=folding(args.key_folding))
     if loaded.problems:
         for problem in loaded.problems:
             print(f"{args.mapfile}:{problem.line}: {problem.message}", file=sys.stderr)

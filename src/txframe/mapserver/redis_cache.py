@@ -133,11 +133,12 @@ class ReplyCache:
         until their grace ends."""
         self.tcp = {}
         self.socketmap = {}
+        until = self.clock() + self.grace  # stale from now on, for the grace at most
         for key, entry in list(self._meta.items()):
-            if entry[0] is None:
+            if entry[0] is None or not self.grace:
                 self._drop(key)
             else:
-                entry[2] = entry[3]
+                entry[2] = entry[3] = min(entry[3], until)  # type: ignore[type-var]
                 heapq.heappush(self._queue, (entry[3], key))  # type: ignore[arg-type]
 
     def expire(self) -> None:

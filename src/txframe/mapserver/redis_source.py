@@ -53,21 +53,8 @@ from ..mapproto import (
 from .redis_cache import ReplyCache
 from .redis_conn import RedisURLError, Target, parse_url
 
-try:  # the interface of issue 17 (txframe.mapserver.sources)
-    from .sources import LookupFailed, Source, SourceError
-except ImportError:  # stand-ins until the mapserver layout lands (to be removed)
-
-    class LookupFailed(Exception):  # type: ignore[no-redef]
-        def __init__(self, reason: str, *, temporary: bool = True) -> None:
-            super().__init__(reason)
-            self.temporary = temporary
-
-    class SourceError(Exception):  # type: ignore[no-redef]
-        pass
-
-    class Source:  # type: ignore[no-redef]
-        name: str
-
+from .config import Config, MapSpec
+from .sources import LookupFailed, Sample, Source, SourceError
 
 log = logging.getLogger("txframe.serve_map.redis")
 
@@ -207,6 +194,10 @@ class _Outage:
         self.backoff = MIN_BACKOFF
 
 
+def _sample(name: str, help: str, value: float, kind: str = "counter") -> Sample:
+    return Sample(name, kind, help, {}, float(value))
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, asyncio.TimeoutError):
         return "no answer within the deadline"
@@ -263,14 +254,18 @@ class RedisSource(Source):
         """Redis is reachable (the last request, and the push connection, worked)."""
         return not self.outage.down_since and self._push_up >= self._push_total
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
-        """(name, type, value) samples, the map's name as their label."""
-        yield "redis_errors_total", "counter", self.outage.errors
-        yield "redis_reconnects_total", "counter", self.reconnects
-        yield "redis_up", "gauge", 1.0 if self.healthy() else 0.0
-        yield "redis_request_seconds_sum", "counter", self.latency_sum
-        yield "redis_request_seconds_count", "counter", self.latency_count
-        yield "redis_stale_served_total", "counter", self.stale_served
+    def describe(self) -> str:
+        layout = f"hash {self.options.key}" if self.options.layout == "hash" else f"strings {self.options.key}*"
+        return f"{self.options.mode} of Redis {layout} at {self.target.url}"
+
+    def metrics(self) -> Iterable[Sample]:
+        yield _sample("redis_errors_total", "Redis requests that failed (errors, timeouts, refused).", self.outage.errors)
+        yield _sample("redis_reconnects_total", "Reconnections of the invalidation connection.", self.reconnects)
+        yield _sample("redis_up", "1 if Redis is reachable (requests and invalidations).", 1.0 if self.healthy() else 0.0, "gauge")
+        yield _sample("redis_request_seconds_sum", "Time spent in Redis requests (pipelines, loads).", self.latency_sum)
+        yield _sample("redis_request_seconds_count", "Redis requests (pipelines, loads).", self.latency_count)
+        yield _sample("redis_stale_served_total", "Stale values served within the grace while Redis could not answer.", self.stale_served)
+        yield _sample("failures_total", "Lookups answered TEMP / 400.", self.failures)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -412,14 +407,14 @@ class LookupSource(RedisSource):
                 break
             await asyncio.sleep(0.01)
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
+    def metrics(self) -> Iterable[Sample]:
         yield from super().metrics()
-        yield "cache_hits_total", "counter", self.hits
-        yield "cache_misses_total", "counter", self.cache_misses
-        yield "cache_invalidations_total", "counter", self.cache.invalidations
-        yield "cache_evictions_total", "counter", self.cache.evictions
-        yield "cache_entries", "gauge", len(self.cache)
-        yield "cache_bytes", "gauge", self.cache.bytes
+        yield _sample("cache_hits_total", "Lookups answered from the cache.", self.hits)
+        yield _sample("cache_misses_total", "Lookups that asked Redis.", self.cache_misses)
+        yield _sample("cache_invalidations_total", "Cached answers dropped because Redis said they changed.", self.cache.invalidations)
+        yield _sample("cache_evictions_total", "Cached answers dropped to stay within the bounds.", self.cache.evictions)
+        yield _sample("cache_entries", "Answers in the cache.", len(self.cache), "gauge")
+        yield _sample("cache_bytes", "Bytes of the cache (estimated).", self.cache.bytes, "gauge")
 
     # the hot path: a dict lookup, as for file maps
     def tcp_reply(self, key: bytes) -> bytes | Awaitable[bytes]:
@@ -626,12 +621,12 @@ class SnapshotSource(RedisSource):
     def healthy(self) -> bool:
         return super().healthy() and bool(self.loaded_at)
 
-    def metrics(self) -> Iterable[tuple[str, str, float]]:
+    def metrics(self) -> Iterable[Sample]:
         yield from super().metrics()
-        yield "snapshot_entries", "gauge", self.entries
-        yield "snapshot_age_seconds", "gauge", time.time() - self.loaded_at if self.loaded_at else -1.0
-        yield "snapshot_loads_total", "counter", self.loads
-        yield "snapshot_load_failures_total", "counter", self.load_failures
+        yield _sample("snapshot_entries", "Entries of the snapshot served.", self.entries, "gauge")
+        yield _sample("snapshot_age_seconds", "Age of the snapshot served.", time.time() - self.loaded_at if self.loaded_at else -1.0, "gauge")
+        yield _sample("snapshot_loads_total", "Snapshots loaded.", self.loads)
+        yield _sample("snapshot_load_failures_total", "Snapshot loads that failed (the last good one stays).", self.load_failures)
 
     async def _load(self) -> None:
         assert self._loading is not None
@@ -719,3 +714,10 @@ def create(options: RedisMapOptions, socketmap_limit: int = SOCKETMAP_REPLY_LIMI
     options.check()
     cls = SnapshotSource if options.mode == "snapshot" else LookupSource
     return cls(options, socketmap_limit)
+
+
+def factory(spec: MapSpec, config: Config) -> Source:
+    """The registered factory (:func:`.sources.register`) for ``NAME=redis://...``,
+    ``rediss://``, ``unix://``, ``redis+sentinel://`` and ``redis+cluster://`` maps,
+    the map's options in the URL's query (see :meth:`RedisMapOptions.from_spec`)."""
+    return create(RedisMapOptions.from_spec(f"{spec.name}={spec.target}"))
