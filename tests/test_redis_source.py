@@ -263,7 +263,7 @@ def test_snapshot_served_through_outage(fresh: Any) -> None:
             await asyncio.sleep(2.5)
             assert not source.healthy()
             assert await ask(source, b"a@x") == b"200 alice\n"
-            metrics = dict((n, v) for n, _, v in source.metrics())
+            metrics = {s.name: s.value for s in source.metrics()}
             assert metrics["snapshot_age_seconds"] >= 2
             fresh.start()
             fill(fresh, "snap", entries={b"a@x": b"after"})
