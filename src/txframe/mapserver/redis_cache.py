@@ -29,6 +29,16 @@ from ..mapproto import SOCKETMAP_REPLY_LIMIT, socketmap_found, tcp_found
 ENTRY_OVERHEAD = 400
 
 
+class _Entry:
+    __slots__ = ("value", "size", "fresh", "stale")
+
+    def __init__(self, value: bytes | None, size: int, fresh: float, stale: float) -> None:
+        self.value = value  # None: "not found"
+        self.size = size
+        self.fresh = fresh  # served as fresh until
+        self.stale = stale  # handed out by stale() until
+
+
 class ReplyCache:
     __slots__ = (
         "tcp",
@@ -67,9 +77,8 @@ class ReplyCache:
         self.limit = limit
         self.clock = clock
         self.bytes = 0
-        # key -> [value or None, size, fresh until, stale until]; insertion order is
-        # the eviction order
-        self._meta: dict[bytes, list[object]] = {}
+        # insertion order is the eviction order
+        self._meta: dict[bytes, _Entry] = {}
         self._queue: list[tuple[float, bytes]] = []  # heap of (fresh until, key)
         self.evictions = 0
         self.invalidations = 0
@@ -94,13 +103,13 @@ class ReplyCache:
         now = self.clock()
         fresh = now + (self.ttl if value else self.negative_ttl)
         # a value may be served stale for a while; a "not found" never is
-        self._meta[key] = [value, size, fresh, fresh + self.grace if value else fresh]
+        self._meta[key] = _Entry(value, size, fresh, fresh + self.grace if value else fresh)
         self.tcp[key] = tcp
         self.socketmap[key] = socketmap
         heapq.heappush(self._queue, (fresh, key))
         if len(self._queue) > 2 * len(self._meta) + 1024:
             # drop the leftovers of replaced and evicted keys (bounded memory)
-            self._queue = [(e[2], k) for k, e in self._meta.items()]  # type: ignore[misc]
+            self._queue = [(e.fresh, k) for k, e in self._meta.items()]
             heapq.heapify(self._queue)
         self.bytes += size
         while len(self._meta) > self.max_entries or self.bytes > self.max_bytes:
@@ -110,9 +119,9 @@ class ReplyCache:
     def stale(self, key: bytes) -> bytes | None:
         """A value for *key* that may be out of date, within the grace; or None."""
         entry = self._meta.get(key)
-        if entry is None or entry[0] is None or self.clock() >= entry[3]:  # type: ignore[operator]
+        if entry is None or entry.value is None or self.clock() >= entry.stale:
             return None
-        return entry[0]  # type: ignore[return-value]
+        return entry.value
 
     def invalidate(self, key: bytes) -> None:
         if key in self._meta:
@@ -135,11 +144,11 @@ class ReplyCache:
         self.socketmap = {}
         until = self.clock() + self.grace  # stale from now on, for the grace at most
         for key, entry in list(self._meta.items()):
-            if entry[0] is None or not self.grace:
+            if entry.value is None or not self.grace:
                 self._drop(key)
             else:
-                entry[2] = entry[3] = min(entry[3], until)  # type: ignore[type-var]
-                heapq.heappush(self._queue, (entry[3], key))  # type: ignore[arg-type]
+                entry.fresh = entry.stale = min(entry.stale, until)
+                heapq.heappush(self._queue, (entry.stale, key))
 
     def expire(self) -> None:
         """Stop serving entries past their TTL; forget those past their grace."""
@@ -148,19 +157,19 @@ class ReplyCache:
         while queue and queue[0][0] <= now:
             fresh, key = heapq.heappop(queue)
             entry = self._meta.get(key)
-            if entry is None or entry[2] != fresh:
+            if entry is None or entry.fresh != fresh:
                 continue  # replaced or dropped since
             self.tcp.pop(key, None)
             self.socketmap.pop(key, None)
-            if entry[3] > now:  # type: ignore[operator]
-                heapq.heappush(queue, (entry[3], key))  # type: ignore[arg-type]
-                entry[2] = entry[3]
+            if entry.stale > now:
+                heapq.heappush(queue, (entry.stale, key))
+                entry.fresh = entry.stale
             else:
                 self._drop(key)
 
     def _drop(self, key: bytes) -> None:
         entry = self._meta.pop(key, None)
         if entry is not None:
-            self.bytes -= entry[1]  # type: ignore[operator]
+            self.bytes -= entry.size
             self.tcp.pop(key, None)
             self.socketmap.pop(key, None)

@@ -129,14 +129,14 @@ def parse_url(url: str) -> Target:
     if scheme in ("redis", "rediss", "unix"):
         require_redis()
         try:
-            kwargs = aioredis.connection.parse_url(url)
+            single: dict[str, Any] = dict(aioredis.connection.parse_url(url))
         except (ValueError, TypeError) as error:
             raise RedisURLError(f"bad Redis URL {_safe(url)!r}: {error}") from None
-        if scheme != "unix" and not kwargs.get("host"):
+        if scheme != "unix" and not single.get("host"):
             raise RedisURLError(f"bad Redis URL {_safe(url)!r}: no host")
-        if scheme == "unix" and not kwargs.get("path"):
+        if scheme == "unix" and not single.get("path"):
             raise RedisURLError(f"bad Redis URL {_safe(url)!r}: no socket path")
-        return Target(_safe(url), "single", kwargs=kwargs)
+        return Target(_safe(url), "single", kwargs=single)
     # Several hosts in the netloc: urlsplit cannot read the port(s) itself.
     userinfo, _, hosts = parts.netloc.rpartition("@")
     nodes = []

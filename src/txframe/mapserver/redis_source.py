@@ -100,7 +100,7 @@ class RedisMapOptions:
                 continue
             if option not in known or option in ("name", "layout", "key"):
                 raise SourceError(f"map {name}: unknown Redis map option {option!r}")
-            kind = type(getattr(cls, option, "")) if option != "url" else str
+            kind: Any = type(getattr(cls, option, "")) if option != "url" else str
             try:
                 if kind is bool:
                     value: Any = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
