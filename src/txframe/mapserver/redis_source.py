@@ -391,13 +391,15 @@ class LookupSource(RedisSource):
         )
         self._prefix = options.key.encode("utf-8", "surrogateescape")
         self._version: bytes | None = None  # versioned strings: the current version
-        self._inflight: dict[bytes, asyncio.Future[bytes | None]] = {}
+        self._inflight: dict[bytes, list[tuple[asyncio.Future[bytes], bool]]] = {}
         self._dirty: set[bytes] = set()  # in flight, changed meanwhile: not cached
         self._batch: list[bytes] = []
         self._tracking = False  # the cache may serve fresh answers
+        self._loop: Any = None  # set by open()
         self.cache_misses = 0
 
     async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await super().open()
         self._start(self._watch(self._prefix, self._changed, self._lost, self._back))
         self._start(self._expire_loop())
@@ -431,19 +433,26 @@ class LookupSource(RedisSource):
             return reply
         return self._miss(key, False)
 
-    async def _miss(self, key: bytes, tcp: bool) -> bytes:
+    def _miss(self, key: bytes, tcp: bool) -> asyncio.Future[bytes]:
+        """A future of the reply: the misses of one key wait for one Redis request
+        (a plain future per caller, so that a caller that goes away cancels only its
+        own; no task per miss)."""
         self.cache_misses += 1
-        try:
-            value = await asyncio.shield(self._fetch(key))
-        except LookupFailed as failure:
-            stale = self.cache.stale(key) if failure.temporary else None
-            if stale is not None:
-                self.stale_served += 1
-                value = stale
-            else:
-                self.failures += 1
-                reason = str(failure)
-                return tcp_error(reason) if tcp else socketmap_error(reason)
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        waiters = self._inflight.get(key)
+        if waiters is None:
+            if self.outage.retry_at > time.monotonic():
+                failure = LookupFailed(f"Redis unavailable: {self.outage.reason}")
+                future.set_result(self._failed_reply(key, tcp, failure))
+                return future
+            self._inflight[key] = waiters = []
+            if not self._batch:
+                self._loop.call_soon(self._send_batch)
+            self._batch.append(key)
+        waiters.append((future, tcp))
+        return future
+
+    def _found_reply(self, key: bytes, tcp: bool, value: bytes | None) -> bytes:
         if tcp:
             reply = tcp_found(value)
             if reply[:1] == b"4":
@@ -451,20 +460,13 @@ class LookupSource(RedisSource):
             return reply
         return socketmap_found(value, self.limit)
 
-    def _fetch(self, key: bytes) -> asyncio.Future[bytes | None]:
-        future = self._inflight.get(key)
-        if future is not None:
-            return future
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if self.outage.retry_at > time.monotonic():
-            future.set_exception(LookupFailed(f"Redis unavailable: {self.outage.reason}"))
-            return future
-        self._inflight[key] = future
-        if not self._batch:
-            loop.call_soon(self._send_batch)
-        self._batch.append(key)
-        return future
+    def _failed_reply(self, key: bytes, tcp: bool, failure: LookupFailed) -> bytes:
+        stale = self.cache.stale(key) if failure.temporary else None
+        if stale is not None:
+            self.stale_served += 1
+            return self._found_reply(key, tcp, stale)
+        self.failures += 1
+        return tcp_error(failure.reason) if tcp else socketmap_error(failure.reason)
 
     def _send_batch(self) -> None:
         keys, self._batch = self._batch, []
@@ -479,6 +481,10 @@ class LookupSource(RedisSource):
         tracking = self._tracking
         try:
             results = await asyncio.wait_for(self._query(keys), self.options.deadline)
+        except asyncio.CancelledError:
+            for key in keys:
+                self._settle(key, LookupFailed("shutting down"), False)
+            raise
         except Exception as error:
             if not isinstance(error, LookupFailed):
                 self.outage.failed(error)
@@ -519,17 +525,19 @@ class LookupSource(RedisSource):
         return list(await pipe.execute(raise_on_error=False))
 
     def _settle(self, key: bytes, result: Any, cacheable: bool) -> None:
-        future = self._inflight.pop(key, None)
+        waiters = self._inflight.pop(key, ())
         dirty = key in self._dirty
         self._dirty.discard(key)
-        if isinstance(result, BaseException):
-            if future is not None and not future.done():
-                future.set_exception(result)
+        if isinstance(result, LookupFailed):
+            for future, tcp in waiters:
+                if not future.done():
+                    future.set_result(self._failed_reply(key, tcp, result))
             return
         if cacheable and self._tracking and not dirty:
             self.cache.put(key, result)
-        if future is not None and not future.done():
-            future.set_result(result)
+        for future, tcp in waiters:
+            if not future.done():
+                future.set_result(self._found_reply(key, tcp, result))
 
     # invalidation
     def _changed(self, keys: list[bytes] | None) -> None:
