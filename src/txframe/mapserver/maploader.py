@@ -147,7 +147,7 @@ async def _run(args: argparse.Namespace) -> str:
     if not loaded.entries:
         raise LoadError(f"{args.mapfile}: no entries; nothing loaded")
     target = parse_url(args.redis)
-    client = target.client(args.timeout, 4)
+    client = target.client(args.timeout, 4, read_timeout=args.timeout)
     try:
         if args.hash is not None:
             await load_hash(client, args.hash.encode(), loaded.entries,
