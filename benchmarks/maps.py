@@ -179,9 +179,9 @@ class Server:
 
 
 def serve_map_command(map_path: str, ready: str, loop: str, workers: int = 1,
-                      socketmap: bool = True) -> list[str]:
+                      socketmap: bool = True, python: str = sys.executable) -> list[str]:
     command = [
-        sys.executable, "-m", "txframe", "serve-map",
+        python, "-m", "txframe", "serve-map",
         "--tcp", "127.0.0.1:0",
         "--ready-file", ready,
         "--loop", loop,
@@ -194,9 +194,11 @@ def serve_map_command(map_path: str, ready: str, loop: str, workers: int = 1,
     return command + [map_path]
 
 
-def make_servers(workdir: str, map_path: str, loop: str, extra_loops: list[str]) -> dict[str, Server]:
+def make_servers(workdir: str, map_path: str, loop: str, extra_loops: list[str],
+                 baseline: str | None = None) -> dict[str, Server]:
     """The servers: serve-map and the floor on *loop* (and on each of *extra_loops*),
-    serve-map --workers 2, and the three on Twisted's reactor."""
+    serve-map --workers 2, the three on Twisted's reactor, and serve-map run by the
+    *baseline* interpreter (another txframe, for a before/after comparison)."""
 
     def ready(key: str) -> str:
         return os.path.join(workdir, f"{key}.ready")
@@ -222,6 +224,11 @@ def make_servers(workdir: str, map_path: str, loop: str, extra_loops: list[str])
         Server("loop-floor", f"{loop} floor (constant reply)",
                ours("asyncio-floor", "loop-floor"), ready("loop-floor")),
     ]
+    if baseline:
+        servers.append(Server("serve-map-baseline", f"baseline serve-map ({loop})",
+                              serve_map_command(map_path, ready("serve-map-baseline"), loop,
+                                                python=baseline),
+                              ready("serve-map-baseline")))
     for other in extra_loops:
         key = f"serve-map-{other}"
         servers.append(Server(key, f"txframe serve-map ({other})",
@@ -261,7 +268,7 @@ class Cell:
     floor: str | None  # the cell whose CPU is this one's event-loop floor
 
 
-def make_cells(loop: str, extra_loops: list[str]) -> list[Cell]:
+def make_cells(loop: str, extra_loops: list[str], baseline: bool = False) -> list[Cell]:
     cells = [
         Cell("serve-map-tcp", f"txframe serve-map ({loop})", "serve-map", "tcp", "tcp",
              "loop-floor"),
@@ -276,6 +283,13 @@ def make_cells(loop: str, extra_loops: list[str]) -> list[Cell]:
         Cell("twisted-floor", "floor: Twisted reactor", "twisted-floor", "tcp", "line", None),
         Cell("loop-floor", f"floor: {loop} loop", "loop-floor", "tcp", "line", None),
     ]
+    if baseline:
+        cells[2:2] = [
+            Cell("serve-map-baseline-tcp", f"baseline serve-map ({loop})", "serve-map-baseline",
+                 "tcp", "tcp", "loop-floor"),
+            Cell("serve-map-baseline-socketmap", f"baseline serve-map ({loop})",
+                 "serve-map-baseline", "socketmap", "socketmap", "loop-floor"),
+        ]
     for other in extra_loops:
         cells.insert(-2, Cell(f"serve-map-{other}-tcp", f"txframe serve-map --loop {other}",
                               f"serve-map-{other}", "tcp", "tcp", f"loop-floor-{other}"))
@@ -413,6 +427,11 @@ def summarise(cells: list[Cell], runs: dict[str, list[dict[str, Any]]]) -> dict[
         # them), the median of those; and the plain ratios of the medians.
         entry["vs_twisted"] = _paired(runs[cell.key], runs.get("twisted-postfix"))
         entry["vs_floor"] = _paired(runs[cell.key], runs[cell.floor]) if floor else None
+        base = runs.get(f"serve-map-baseline-{cell.protocol}")
+        entry["vs_baseline"] = (
+            _paired(runs[cell.key], base) if base and cell.key.startswith("serve-map-")
+            and cell.mode != "line" else None
+        )
         entry["vs_twisted_of_medians"] = (
             entry["cpu_per_request"] / twisted["cpu_per_request"] if twisted else None
         )
@@ -578,6 +597,7 @@ def report(env: dict[str, Any], settings: dict[str, Any], cells: list[Cell],
     from compare import si, table
 
     client = settings["client"]
+    baseline = settings.get("baseline")
     out = [
         "# Postfix map servers: txframe serve-map vs Twisted",
         "",
@@ -615,14 +635,16 @@ def report(env: dict[str, Any], settings: dict[str, Any], cells: list[Cell],
             f"{si(s['rate'])} req/s",
             ratio(s["vs_twisted"]),
             ratio(s["vs_floor"]),
+            *([ratio(s["vs_baseline"])] if baseline else []),
             percent(s["server_busy"]),
             us(s["client_cpu_per_request"]),
             percent(s["others_busy"]),
         ])
     out.append(table(
         ["Server", "Protocol", "Server CPU / request (user + sys)", "Requests/s", "CPU ÷ Twisted's",
-         "CPU ÷ its loop's floor", "Server busy", "Client CPU / request", "Others busy"],
-        rows, "llrrrrrrr",
+         "CPU ÷ its loop's floor", *(["CPU ÷ baseline's"] if baseline else []), "Server busy",
+         "Client CPU / request", "Others busy"],
+        rows, "llrrrrrrr" + ("r" if baseline else ""),
     ))
     out += [
         "",
@@ -714,7 +736,8 @@ def default_loop() -> str:
 def run(quick: bool = False, check: bool = False, rounds: int | None = None,
         seconds: float | None = None, idle_count: int | None = None, loop: str | None = None,
         profile: int = 0, python_client: bool = False,
-        extra_loops: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+        extra_loops: list[str] | None = None,
+        baseline: str | None = None) -> tuple[str, dict[str, Any]]:
     """The whole benchmark: (Markdown report, raw results)."""
     from compare import environment
 
@@ -748,12 +771,13 @@ def run(quick: bool = False, check: bool = False, rounds: int | None = None,
         "uvloop_installed": importlib.util.find_spec("uvloop") is not None,
         "client": "C" if client else "Python",
         "reactor": default.install.__module__.rsplit(".", 1)[-1],
+        "baseline": baseline,
     }
     workdir = tempfile.mkdtemp(prefix="txframe-maps-")
     map_path = os.path.join(workdir, f"{MAP_NAME}.map")
     write_map(map_path, ENTRIES)
-    servers = make_servers(workdir, map_path, loop, extra_loops)
-    cells = make_cells(loop, extra_loops)
+    servers = make_servers(workdir, map_path, loop, extra_loops, baseline)
+    cells = make_cells(loop, extra_loops, bool(baseline))
     try:
         log(f"starting {len(servers)} servers on a {ENTRIES:,}-entry map ...")
         start_all(list(servers.values()), workdir)
@@ -763,7 +787,10 @@ def run(quick: bool = False, check: bool = False, rounds: int | None = None,
         summary = summarise(cells, runs)
         idle: list[dict[str, Any]] = []
         if idle_count > 0:
-            for key in ("serve-map", "txframe-postfix", "twisted-postfix"):
+            keys = ["serve-map", "txframe-postfix", "twisted-postfix"]
+            if baseline:
+                keys.insert(1, "serve-map-baseline")
+            for key in keys:
                 log(f"idle connections: {idle_count:,} to {servers[key].label} ...")
                 result = measure_idle(servers[key], idle_count)
                 result["key"] = key
@@ -825,6 +852,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-client", action="store_true",
                         help="use the Python client even if a C compiler is there")
     parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="also run serve-map with this interpreter (another txframe "
+                        "installed: e.g. an older commit's venv) and give each serve-map "
+                        "row's CPU ÷ the baseline's, round by round")
     parser.add_argument("--check-targets", action="store_true",
                         help="print the issue's targets as PASS/MISS (informational)")
     args = parser.parse_args(argv)
@@ -832,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick, check=args.check_targets, rounds=args.rounds, seconds=args.seconds,
         idle_count=args.idle, loop=args.loop, profile=args.profile,
         python_client=args.python_client, extra_loops=[] if args.no_extra_loops else None,
+        baseline=args.baseline,
     )
     print(text, end="")
     log(f"done in {raw['elapsed_seconds']:.1f} s")

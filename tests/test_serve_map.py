@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from peer_rule import EXTENSIONS_REQUIRED
+from peer_rule import EXTENSIONS_REQUIRED, unavailable
 from txframe.mapproto import quote
 
 pytestmark = pytest.mark.peer
@@ -1096,5 +1096,64 @@ def test_reload_failures_logged_once(tmp_path):
         done = server.value("txframe_map_reloads_total") - reloads
         assert 1 <= done <= 20, done
         assert server.log().count("a reload is running") <= done
+    finally:
+        assert server.stop() == 0
+
+
+# -- metrics, scraped by curl ----------------------------------------------------------
+
+
+def curl(url: str, *options: str) -> tuple[int, dict[str, str], str]:
+    """GET *url* with the real curl: (status, headers, body)."""
+    import shutil
+
+    binary = shutil.which("curl")
+    if binary is None:
+        unavailable("curl not found: install Debian's curl package")
+    proc = subprocess.run([binary, "-sS", "-D", "-", *options, url], capture_output=True,
+                          timeout=IO_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    head, _, body = proc.stdout.decode().partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_with_curl(tmp_path, workers):
+    """/metrics in Prometheus' text format (OpenMetrics when asked), gzip when asked,
+    every series labelled with its worker; /health says ok, then which map is not."""
+    path = write_map(tmp_path / "m.map", {"k": "v"})
+    server = start(tmp_path, "--workers", str(workers), "--tcp", "127.0.0.1:0",
+                   "--poll-interval", "0.05", str(path))
+    try:
+        for _ in range(10):
+            assert LineClient(server.tcp).get(b"K") == b"200 v\n"
+        url = f"http://127.0.0.1:{server.metrics_port}"
+        status, headers, body = curl(url + "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "# TYPE txframe_map_hits_total counter" in body
+        series = parse_metrics(body)
+        hits = [(dict(ls), v) for (n, ls), v in series.items()
+                if n == "txframe_map_hits_total" and ("protocol", "tcp") in ls]
+        assert sorted(ls["worker"] for ls, _ in hits) == [str(w) for w in range(workers)]
+        assert sum(v for _, v in hits) == 10
+        status, headers, body = curl(url + "/metrics", "-H",
+                                     "Accept: application/openmetrics-text; version=1.0.0")
+        assert headers["content-type"].startswith("application/openmetrics-text")
+        assert body.rstrip().endswith("# EOF")
+        status, headers, _ = curl(url + "/metrics", "--compressed")
+        assert status == 200 and headers.get("content-encoding") == "gzip"
+        assert curl(url + "/health")[::2] == (200, "ok\n")
+        assert curl(url + "/nothing")[0] == 404
+        # a map that fails to reload is still served: /health stays ok
+        os.unlink(path)
+        wait_for(lambda: server.value("txframe_map_reload_failures_total") >= workers,
+                 what="the failed reloads")
+        assert curl(url + "/health")[::2] == (200, "ok\n")
+        if workers > 1:  # a worker gone (until it is restarted, 0.5 s on): unhealthy
+            os.kill(server.info["workers"][0], signal.SIGKILL)
+            status, _, body = curl(url + "/health")
+            assert (status, body) == (503, "unhealthy: 1 of 2 workers not answering\n")
     finally:
         assert server.stop() == 0

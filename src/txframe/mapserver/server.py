@@ -133,9 +133,10 @@ class Reloads:
     """SIGHUP: reload every source, at most one round in flight and one more queued
     (a storm of signals makes two rounds, not one per signal)."""
 
-    def __init__(self, config: Config, sources: list[Source]) -> None:
+    def __init__(self, config: Config, sources: list[Source], notify: bool = True) -> None:
         self._config = config
         self._sources = sources
+        self._notify = notify  # the service hooks: not in a worker (the supervisor's)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -149,13 +150,15 @@ class Reloads:
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        hooks.reloading(self._config)
+        if self._notify:
+            hooks.reloading(self._config)
         while True:
             self._again = False
             await asyncio.gather(*(s.reload() for s in self._sources), return_exceptions=True)
             if not self._again:
                 break
-        hooks.reloaded(self._config, status_line(self._sources))
+        if self._notify:
+            hooks.reloaded(self._config, status_line(self._sources))
 
     def cancel(self) -> None:
         if self._task is not None:
@@ -240,7 +243,7 @@ async def serve(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_now, signal.Signals(signum).name)
-    reloads = Reloads(config, sources)
+    reloads = Reloads(config, sources, notify=attach is None)
     loop.add_signal_handler(signal.SIGHUP, reloads.request)
     sweeper = None
     if config.idle_timeout > 0:

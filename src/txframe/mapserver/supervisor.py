@@ -333,6 +333,7 @@ class Supervisor:
 
     def _forward(self, signum: int) -> None:
         log.info("%s: passing it on to the workers", signal.Signals(signum).name)
+        hooks.reloading(self.config)  # (each worker reloads on its own)
         for worker in self.workers:
             if worker.proc is not None and worker.proc.returncode is None:
                 worker.proc.send_signal(signum)
