@@ -118,3 +118,26 @@ def test_change_then_outage_then_recovery(setup, postmap, tmp_path: Path) -> Non
                                  == (0, "alice@mail.example.net") for n in MAPS),
                      8.0, "serving again after the restart")
     harness.wait_for(lambda: harness.http_get(served.metrics_port, "/health")[0] == 200, 5.0, "/health")
+
+
+def test_map_named_twice(tmp_path: Path) -> None:
+    status, stderr = harness.run_to_end(
+        tmp_path, "--tcp", "127.0.0.1:0", "m=redis://127.0.0.1:1?hash=a", "m=redis://127.0.0.1:1?hash=b")
+    assert status == 2 and "two maps named 'm'" in stderr, stderr
+    config = tmp_path / "serve.toml"
+    config.write_text('maps = ["m=redis://127.0.0.1:1?hash=a", "m=redis://127.0.0.1:1?prefix=x:"]\n'
+                      'tcp = ["127.0.0.1:0"]\n')
+    status, stderr = harness.run_to_end(tmp_path, "--config", str(config))
+    assert status == 2 and "two maps named 'm'" in stderr, stderr
+
+
+def test_bad_redis_map_at_start(tmp_path: Path) -> None:
+    require_redis()
+    for spec, words in [
+        ("m=redis://127.0.0.1:1?hash=a&deadline=0.5", "cannot use Redis"),
+        ("m=redis://127.0.0.1:1?mode=lookup", "hash=NAME or prefix"),
+        ("m=redis+cluster://nohostport?hash=a", "host:port"),
+    ]:
+        status, stderr = harness.run_to_end(tmp_path, "--tcp", "127.0.0.1:0", spec)
+        assert status != 0 and words in stderr, (spec, stderr)
+        assert "Traceback" not in stderr

@@ -498,3 +498,36 @@ def test_map_load(node: Any, tmp_path: Path) -> None:
     mapfile.write_bytes(b"novalue\n")
     done = load("--hash", "loaded")
     assert done.returncode == 1 and "nothing loaded" in done.stderr
+
+
+def test_runtime_auth_failure_logged_once_per_outage(fresh: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A password set while serving: TEMP for every lookup, one log line for the
+    outage (not one per request), one when it ends."""
+    fill(fresh, "auth")
+
+    async def main() -> None:
+        source = make(f"m={fresh.url}?hash=auth&deadline=0.5&cache_entries=0")
+        await source.open()
+        try:
+            assert await ask(source, b"a@x") == b"200 alice\n"
+            import redis
+
+            admin = redis.Redis(host=fresh.host, port=fresh.port, password="secret")
+            await asyncio.to_thread(rset, fresh, "CONFIG", "SET", "requirepass", "secret")
+            await asyncio.to_thread(admin.client_kill_filter, _type="normal", skipme=True)
+            with caplog.at_level("WARNING", logger="txframe.serve_map.redis"):
+                for _ in range(30):
+                    assert temporary(await ask(source, b"a@x"))
+                    await asyncio.sleep(0.05)
+                outage = [r for r in caplog.records if "unavailable" in r.getMessage()]
+                assert len(outage) == 1, [r.getMessage() for r in caplog.records]
+                await asyncio.to_thread(admin.config_set, "requirepass", "")
+                deadline = time.monotonic() + 5
+                while temporary(await ask(source, b"a@x")):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                assert any("reachable again" in r.getMessage() for r in caplog.records)
+        finally:
+            await source.close()
+
+    run(main())
