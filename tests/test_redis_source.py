@@ -531,3 +531,26 @@ def test_runtime_auth_failure_logged_once_per_outage(fresh: Any, caplog: pytest.
             await source.close()
 
     run(main())
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    require_redis()
+    path = tmp_path / "redis.sock"
+    node = RedisNode(tmp_path / "redis", args=("--unixsocket", str(path), "--unixsocketperm", "700")).start()
+    try:
+        fill(node, "ux")
+
+        async def main() -> None:
+            for mode in ("lookup", "snapshot"):
+                source = make(f"m=unix://{path}?db=0&hash=ux&mode={mode}")
+                await source.open()
+                try:
+                    assert await ask(source, b"a@x") == b"200 alice\n"
+                    assert await ask(source, b"nobody", False) == b"9:NOTFOUND ,"
+                    assert source.healthy()
+                finally:
+                    await source.close()
+
+        run(main())
+    finally:
+        node.kill()

@@ -61,9 +61,10 @@ class Target:
             # per reply read (a third of a pipelined miss's CPU)
             socket_timeout=read_timeout,
             socket_connect_timeout=deadline,
-            socket_keepalive=True,
             health_check_interval=0,
         )
+        if "path" not in opts:  # TCP only: no keepalive on unix sockets
+            opts["socket_keepalive"] = True
         return opts
 
     def client(self, deadline: float, max_connections: int = 16,
@@ -88,19 +89,27 @@ class Target:
             if "sentinel_password" in opts:
                 sentinel_opts["password"] = opts.pop("sentinel_password")
             sentinel = Sentinel(self.nodes, sentinel_kwargs=sentinel_opts, **opts)
-            return sentinel.master_for(self.service, max_connections=max_connections)
-        pool = aioredis.BlockingConnectionPool(
-            max_connections=max_connections, timeout=deadline, **opts
-        )
-        return aioredis.Redis(connection_pool=pool)
+            client = sentinel.master_for(self.service, max_connections=max_connections)
+        else:
+            pool = aioredis.BlockingConnectionPool(
+                max_connections=max_connections, timeout=deadline, **opts
+            )
+            client = aioredis.Redis(connection_pool=pool)
+        client.auto_close_connection_pool = True  # aclose() closes the pool's sockets
+        return client
 
     async def push_clients(self, deadline: float, main: Any) -> list[Any]:
         """One RESP3 connection to each primary (one, unless a cluster) for push
         messages (client-side caching invalidations); *main* is :meth:`client`'s."""
         opts = self._options(deadline)
-        opts.update(protocol=3, single_connection_client=True)
-        if self.kind == "single":
-            return [aioredis.Redis(**opts)]
+        opts.update(protocol=3)
+        if self.kind == "single":  # path or host, as the URL said
+            client = aioredis.Redis(
+                connection_pool=aioredis.ConnectionPool(**opts), single_connection_client=True
+            )
+            client.auto_close_connection_pool = True  # aclose() closes the socket too
+            return [client]
+        opts["single_connection_client"] = True
         if self.kind == "sentinel":
             host, port = await main.connection_pool.get_master_address()
             opts.pop("sentinel_password", None)

@@ -137,7 +137,9 @@ class RedisMapOptions:
                 ours[option] = value
             else:
                 theirs.append((option, value))
-        ours["url"] = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(theirs)))
+        # the URL as written, less our options (urlunsplit would turn unix:///p into unix:/p)
+        base = url.partition("?")[0]
+        ours["url"] = base + ("?" + urllib.parse.urlencode(theirs) if theirs else "")
         return cls.from_mapping(name, ours)
 
     def check(self) -> None:
