@@ -554,3 +554,19 @@ def test_unix_socket(tmp_path: Path) -> None:
         run(main())
     finally:
         node.kill()
+
+
+def test_close_leaves_no_connection(fresh: Any) -> None:
+    fill(fresh, "cl")
+
+    async def main() -> None:
+        for mode in ("lookup", "snapshot"):
+            source = make(f"m={fresh.url}?hash=cl&mode={mode}")
+            await source.open()
+            assert await ask(source, b"a@x") == b"200 alice\n"
+            await source.close()
+
+    run(main())
+    time.sleep(0.2)
+    clients = [line for line in fresh.cli("CLIENT", "LIST").splitlines() if line.strip()]
+    assert len(clients) == 1, clients  # redis-cli's own
