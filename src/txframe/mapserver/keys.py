@@ -12,7 +12,9 @@ that is valid UTF-8 (Python's ``str.casefold``, the same Unicode rule), ASCII fo
 for one that is not (Postfix would not look it up at all); ``ascii`` folds as Postfix
 does without SMTPUTF8; ``none`` keeps keys as they are.
 
-Every source and both protocols use :func:`folding` (one rule per server).
+Every source and both protocols use :func:`folding` (one rule per server). Every rule
+but ``none`` is ``bytes.lower`` on an ASCII key: the protocols call that inline, and
+the rule's function only for other keys.
 """
 
 from __future__ import annotations

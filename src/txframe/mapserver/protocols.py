@@ -156,7 +156,8 @@ class _MapProtocol(asyncio.Protocol):
     requests pile up.
 
     ``_write`` sends a reply: the transport's ``write`` while every reply so far was
-    sent, an :class:`~txframe.mapproto.InOrder`'s ``send_now`` while some wait.
+    sent (it raises TypeError for an awaitable, which then goes to ``_reply``: no type
+    check on the hot path), ``_reply`` while some wait.
     """
 
     __slots__ = (
@@ -225,13 +226,16 @@ class _MapProtocol(asyncio.Protocol):
 
     def _reply(self, reply: Any) -> None:
         """Send *reply* (bytes, or an awaitable of bytes) in its turn."""
-        if type(reply) is bytes:
-            self._write(reply)
-            return
         order = self._order
+        if type(reply) is bytes:
+            if order is None:
+                self._write(reply)
+            else:
+                order.send_now(reply)
+            return
         if order is None:
             order = self._order = InOrder(self._send_ordered)
-            self._write = order.send_now
+            self._write = self._reply
         place = order.reserve()
         future = asyncio.ensure_future(reply)
         future.add_done_callback(partial(self._filled, place))
@@ -240,7 +244,7 @@ class _MapProtocol(asyncio.Protocol):
 
     def _filled(self, place: int, future: "asyncio.Future[bytes]") -> None:
         order = self._order
-        if order is None or self._transport is None:
+        if order is None or self._transport is None or future.cancelled():
             return
         try:
             reply = future.result()
@@ -361,12 +365,13 @@ class TcpTableProtocol(_MapProtocol):
                     key = unquote(key)
                 except MalformedRequest as error:
                     return self._error(tcp_error(error))
-            if self._fold is not None:
-                key = self._fold(key)
+            fold = self._fold
+            if fold is not None:  # every rule is bytes.lower on ASCII (keys.py)
+                key = key.lower() if key.isascii() else fold(key)
             reply = self._lookup(key)
-            if type(reply) is bytes:
+            try:
                 self._write(reply)
-            else:
+            except TypeError:  # an awaitable: transport.write takes bytes only
                 self._reply(reply)
             return None
         return self._other(line)
@@ -407,12 +412,13 @@ class SocketmapProtocol(_MapProtocol):
         lookup = self._lookups.get(name)
         if lookup is None or not space:
             return self._other(payload)
-        if self._fold is not None:
-            key = self._fold(key)
+        fold = self._fold
+        if fold is not None:  # every rule is bytes.lower on ASCII (keys.py)
+            key = key.lower() if key.isascii() else fold(key)
         reply = lookup(key)
-        if type(reply) is bytes:
+        try:
             self._write(reply)
-        else:
+        except TypeError:  # an awaitable: transport.write takes bytes only
             self._reply(reply)
         return None
 
