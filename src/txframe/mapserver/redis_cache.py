@@ -23,9 +23,9 @@ from typing import Callable
 
 from ..mapproto import SOCKETMAP_REPLY_LIMIT, socketmap_found, tcp_found
 
-#: What one entry costs beside its bytes: two dict slots, the bookkeeping list, the
-#: expiry queue's tuple and the bytes objects' headers (measured with tracemalloc on
-#: CPython 3.11, rounded up).
+#: What one entry costs beside its bytes (an estimate: two dict slots, the bookkeeping
+#: object, the expiry heap's tuple, the bytes objects' headers). benchmarks/redis_maps.py
+#: measured 588 B of resident memory per entry whose key and replies hold ~110 B.
 ENTRY_OVERHEAD = 400
 
 
