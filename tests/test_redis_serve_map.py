@@ -45,23 +45,27 @@ MAPS = ("snap", "look", "strs")
 def setup(tmp_path: Path):
     require_redis()
     node = RedisNode(tmp_path / "redis").start()
-    mapfile = harness.write_map(tmp_path / "virtual", ENTRIES)
-    for args in (["--hash", "virtual"], ["--prefix", "v:"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "txframe", "map-load", str(mapfile), "--redis", node.url,
-             "--keep-old", "0", *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-    url = node.url
-    served = harness.start(
-        tmp_path, "--tcp", "snap=127.0.0.1:0", "--tcp", "look=127.0.0.1:0",
-        "--tcp", "strs=127.0.0.1:0", "--socketmap", "127.0.0.1:0",
-        f"snap={url}?hash=virtual&mode=snapshot&deadline=1",
-        f"look={url}?hash=virtual&deadline=1",
-        f"strs={url}?prefix=v:&versioned=1&deadline=1",
-    )
-    yield node, served
-    served.stop()
-    node.kill()
+    served = None
+    try:
+        mapfile = harness.write_map(tmp_path / "virtual", ENTRIES)
+        for args in (["--hash", "virtual"], ["--prefix", "v:"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "txframe", "map-load", str(mapfile), "--redis", node.url,
+                 "--keep-old", "0", *args], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        url = node.url
+        served = harness.start(
+            tmp_path, "--tcp", "snap=127.0.0.1:0", "--tcp", "look=127.0.0.1:0",
+            "--tcp", "strs=127.0.0.1:0", "--socketmap", "127.0.0.1:0",
+            f"snap={url}?hash=virtual&mode=snapshot&deadline=1",
+            f"look={url}?hash=virtual&deadline=1",
+            f"strs={url}?prefix=v:&versioned=1&deadline=1",
+        )
+        yield node, served
+    finally:
+        if served is not None:
+            served.stop()
+        node.kill()
 
 
 def query(postmap, served, name: str, key: str, tcp: bool) -> tuple[int, str]:

@@ -118,6 +118,13 @@ class Cluster:
         ]
 
     def start(self) -> "Cluster":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no server left behind by a failed start
+            raise
+
+    def _start(self) -> "Cluster":
         for node in self.nodes:
             node.start()
         subprocess.run(
@@ -157,6 +164,13 @@ class Sentinels:
         self.directory = directory
 
     def start(self) -> "Sentinels":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no server left behind by a failed start
+            raise
+
+    def _start(self) -> "Sentinels":
         self.primary.start()
         self.replica.args = ("--replicaof", "127.0.0.1", str(self.primary.port))
         self.replica.start()
