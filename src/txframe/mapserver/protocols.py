@@ -81,27 +81,22 @@ class MapServer:
         max_query: int = SOCKETMAP_QUERY_LIMIT,
     ) -> None:
         self.sources = {source.name: source for source in sources}
-        # socketmap requests name their map in bytes: name -> the bound lookup
-        self.socketmap_lookups = {
-            name.encode("utf-8", "surrogateescape"): source.socketmap_reply
+        # socketmap requests name their map in bytes
+        self.by_name = {
+            name.encode("utf-8", "surrogateescape"): source
             for name, source in self.sources.items()
         }
         self.fold = fold
         self.max_query = max_query
         self.stats = Stats()
         self.connections: set[Any] = set()
-        self.socketmap_protocol = _with_settings(
-            SocketmapProtocol, {"_lookups": self.socketmap_lookups},
-            MAX_LENGTH=max_query,
-        )
+        self.socketmap_protocol = _with_settings(SocketmapProtocol, {}, MAX_LENGTH=max_query)
 
     def tcp_factory(self, source: Source) -> Callable[[], asyncio.Protocol]:
-        # A class per map: the lookup is a class attribute (no per-connection cost).
         protocol = _with_settings(
-            TcpTableProtocol, {"_lookup": source.tcp_reply},
-            delimiter=b"\n", MAX_LENGTH=tcp_line_limit(self.max_query),
+            TcpTableProtocol, {}, delimiter=b"\n", MAX_LENGTH=tcp_line_limit(self.max_query)
         )
-        return partial(protocol, self)
+        return partial(protocol, self, source)
 
     def socketmap_factory(self) -> Callable[[], asyncio.Protocol]:
         return partial(self.socketmap_protocol, self)
@@ -346,13 +341,14 @@ class _Drain:
 class TcpTableProtocol(_MapProtocol):
     """tcp_table(5) for one map: ``get SPACE key`` lines, one reply line each."""
 
-    __slots__ = ()
+    # the source in a slot: read per request, where a class attribute is slower
+    __slots__ = ("_source",)
     kind = "tcp"
-    MAX_LENGTH: int  # with delimiter and _lookup, set on the subclass of tcp_factory
-    _lookup: Callable[[bytes], Any]
+    MAX_LENGTH: int  # with delimiter, set on the subclass of tcp_factory
 
-    def __init__(self, server: MapServer) -> None:
+    def __init__(self, server: MapServer, source: Source) -> None:
         super().__init__(server, LineFramer(True))
+        self._source = source
 
     def lineReceived(self, line: bytes) -> None:
         self._idle = 0
@@ -368,11 +364,19 @@ class TcpTableProtocol(_MapProtocol):
             fold = self._fold
             if fold is not None:  # every rule is bytes.lower on ASCII (keys.py)
                 key = key.lower() if key.isascii() else fold(key)
-            reply = self._lookup(key)
+            source = self._source
+            replies = source.tcp
+            if replies is not None:  # in memory: a hit without a call (sources.Source)
+                reply = replies.get(key)
+                if reply is not None:
+                    source.tcp_hits += 1
+                    self._write(reply)
+                    return None
+            answer = source.tcp_reply(key)
             try:
-                self._write(reply)
+                self._write(answer)
             except TypeError:  # an awaitable: transport.write takes bytes only
-                self._reply(reply)
+                self._reply(answer)
             return None
         return self._other(line)
 
@@ -397,29 +401,36 @@ class TcpTableProtocol(_MapProtocol):
 class SocketmapProtocol(_MapProtocol):
     """socketmap_table(5): ``name SPACE key`` netstrings, one reply netstring each."""
 
-    __slots__ = ()
+    __slots__ = ("_sources",)
     kind = "socketmap"
-    MAX_LENGTH: int  # and _lookups, set on the subclass of MapServer
-    _lookups: dict[bytes, Callable[[bytes], Any]]
+    MAX_LENGTH: int  # set on the subclass of MapServer
 
     def __init__(self, server: MapServer) -> None:
         super().__init__(server, NetstringFramer())
+        self._sources = server.by_name
 
     def stringReceived(self, payload: bytes) -> None:
         self._idle = 0
         # parse_socketmap_request, inlined
         name, space, key = payload.partition(b" ")
-        lookup = self._lookups.get(name)
-        if lookup is None or not space:
+        source = self._sources.get(name)
+        if source is None or not space:
             return self._other(payload)
         fold = self._fold
         if fold is not None:  # every rule is bytes.lower on ASCII (keys.py)
             key = key.lower() if key.isascii() else fold(key)
-        reply = lookup(key)
+        replies = source.socketmap
+        if replies is not None:  # in memory: a hit without a call (sources.Source)
+            reply = replies.get(key)
+            if reply is not None:
+                source.socketmap_hits += 1
+                self._write(reply)
+                return None
+        answer = source.socketmap_reply(key)
         try:
-            self._write(reply)
+            self._write(answer)
         except TypeError:  # an awaitable: transport.write takes bytes only
-            self._reply(reply)
+            self._reply(answer)
         return None
 
     def _other(self, payload: bytes) -> None:

@@ -76,6 +76,14 @@ class Source(abc.ABC):
 
     name: str  # the socketmap map name; a tcp listener names one map
 
+    #: Optional: replies held in memory, by folded key (tcp_table lines, socketmap
+    #: netstrings). The protocols look there first, count a reply found in
+    #: ``tcp_hits`` / ``socketmap_hits``, and call the methods below only for keys not
+    #: there: a hit costs a dict lookup, no Python call. A reload replaces the dict.
+    tcp: dict[bytes, bytes] | None = None
+    socketmap: dict[bytes, bytes] | None = None
+    tcp_hits = socketmap_hits = 0
+
     @abc.abstractmethod
     def tcp_reply(self, key: bytes) -> Reply:
         """The tcp_table reply line (newline included) for *key*."""
@@ -326,7 +334,7 @@ class FileSource(Source):
         self._task: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
 
-    # -- lookups (the hot path: one dict lookup) --
+    # -- lookups: the protocols find hits in self.tcp / self.socketmap themselves --
 
     def tcp_reply(self, key: bytes) -> bytes:
         reply = self.tcp.get(key)
