@@ -89,6 +89,8 @@ def test_postmap_over_redis_maps(setup, postmap) -> None:
     status, body = harness.http_get(served.metrics_port, "/health")
     assert status == 200, body
     assert served.value("txframe_map_redis_up", map="look") == 1
+    # the second asking of each key was a cache hit, answered by the protocol itself
+    assert served.value("txframe_map_cache_hits_total", map="look") >= 2 * len(ENTRIES)
 
 
 def test_change_then_outage_then_recovery(setup, postmap, tmp_path: Path) -> None:

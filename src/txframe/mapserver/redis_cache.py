@@ -1,7 +1,9 @@
 """The bounded reply cache of a Redis map in lookup mode.
 
 A hit must cost what a file map's lookup costs: ``tcp`` and ``socketmap`` map a key to
-its whole reply, formatted once when the value arrived, and a hit is one ``dict.get``.
+its whole reply, formatted once when the value arrived, and a hit is one ``dict.get``
+(by the protocols themselves: the dicts are the source's ``Source.tcp`` /
+``Source.socketmap``, so they are only ever changed in place, never replaced).
 Everything else (expiry, bounds, stale values) is bookkeeping beside those dicts:
 
 - bounds: at most ``max_entries`` keys and ``max_bytes`` (keys, both replies and a
@@ -131,8 +133,8 @@ class ReplyCache:
     def clear(self) -> None:
         """Forget everything (Redis said every key may have changed)."""
         self.invalidations += len(self._meta)
-        self.tcp = {}
-        self.socketmap = {}
+        self.tcp.clear()  # in place: the source hands these very dicts to the protocols
+        self.socketmap.clear()
         self._meta.clear()
         self._queue.clear()
         self.bytes = 0
@@ -140,8 +142,8 @@ class ReplyCache:
     def distrust(self) -> None:
         """Serve nothing as fresh any more; values stay available to :meth:`stale`
         until their grace ends."""
-        self.tcp = {}
-        self.socketmap = {}
+        self.tcp.clear()
+        self.socketmap.clear()
         until = self.clock() + self.grace  # stale from now on, for the grace at most
         for key, entry in list(self._meta.items()):
             if entry.value is None or not self.grace:

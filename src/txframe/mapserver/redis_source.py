@@ -391,6 +391,10 @@ class LookupSource(RedisSource):
             options.stale_grace,
             socketmap_limit,
         )
+        # the protocols answer hits from these dicts themselves (Source.tcp), counting
+        # them in tcp_hits / socketmap_hits
+        self.tcp = self.cache.tcp
+        self.socketmap = self.cache.socketmap
         self._prefix = options.key.encode("utf-8", "surrogateescape")
         self._version: bytes | None = None  # versioned strings: the current version
         self._inflight: dict[bytes, list[tuple[asyncio.Future[bytes], bool]]] = {}
@@ -413,7 +417,8 @@ class LookupSource(RedisSource):
 
     def metrics(self) -> Iterable[Sample]:
         yield from super().metrics()
-        yield _sample("cache_hits_total", "Lookups answered from the cache.", self.hits)
+        yield _sample("cache_hits_total", "Lookups answered from the cache.",
+                      self.hits + self.tcp_hits + self.socketmap_hits)
         yield _sample("cache_misses_total", "Lookups that asked Redis.", self.cache_misses)
         yield _sample("cache_invalidations_total", "Cached answers dropped because Redis said they changed.", self.cache.invalidations)
         yield _sample("cache_evictions_total", "Cached answers dropped to stay within the bounds.", self.cache.evictions)
