@@ -11,7 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 # The real peers the tests talk to (under CI=true the absence of one fails the tests
 # that need it): Postfix (postmap, and a whole Postfix for the end-to-end tests), the
 # oidentd ident server, the curl and lftp FTP clients, systemd's systemd-analyze and
-# systemd-socket-activate (serve-map's units and socket activation).
+# systemd-socket-activate (serve-map's units and socket activation), redis-server,
+# redis-sentinel and redis-cli for serve-map's Redis maps.
 have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; }
 missing=()
 have postmap && have postcat || missing+=(postfix)
@@ -19,6 +20,9 @@ have systemd-analyze && have systemd-socket-activate || missing+=(systemd)
 have oidentd || missing+=(oidentd)
 have curl || missing+=(curl)
 have lftp || missing+=(lftp)
+have redis-server || missing+=(redis-server)
+have redis-sentinel || missing+=(redis-sentinel)
+have redis-cli || missing+=(redis-tools)
 if [ ${#missing[@]} -gt 0 ]; then
     # A fresh postfix asks what kind of mail system to configure: none (the tests
     # configure their own instances), and nothing started system-wide.

@@ -10,6 +10,10 @@ Subcommands:
     run a Python program with Twisted's protocols built on txframe
     (``txframe run --help``; :func:`txframe.installer.run`).
 
+``map-load``
+    import a postmap text file into Redis, atomically
+    (``txframe map-load --help``; :mod:`txframe.mapserver.maploader`).
+
 Each subcommand parses its own options: ``txframe serve-map --frobnicate`` is
 serve-map's error, with serve-map's usage.
 """
@@ -34,9 +38,16 @@ def _run(argv: list[str]) -> int:
     return run(argv)
 
 
+def _map_load(argv: list[str]) -> int:
+    from .mapserver.maploader import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "serve-map": ("serve Postfix maps over tcp_table and socketmap", _serve_map),
     "run": ("run a Python program with Twisted's protocols on txframe", _run),
+    "map-load": ("import a postmap text file into Redis, atomically", _map_load),
 }
 
 

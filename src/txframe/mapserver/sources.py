@@ -468,3 +468,20 @@ class FileSource(Source):
 
 
 register("file", FileSource)
+
+
+def _redis(spec: MapSpec, config: Config) -> Source:
+    # imported when a Redis map is configured: redis-py is optional (txframe[redis])
+    from .redis_conn import RedisURLError, require_redis
+
+    try:
+        require_redis()
+    except RedisURLError as error:
+        raise SourceError(f"map {spec.name}: {error}") from None
+    from .redis_source import factory
+
+    return factory(spec, config)
+
+
+for _scheme in ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
+    register(_scheme, _redis)
