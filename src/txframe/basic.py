@@ -163,8 +163,7 @@ def _declare_settings(cls: type) -> None:
         elif compiled and name in vars(cls) and not hasattr(type(current), "__get__"):
             # Only the class's own value: one inherited from a plain mixin stays there
             # (and is read for every frame), so changing it on the mixin still works.
-            setattr(cls, "_txframe_" + name, current)
-            setattr(cls, name, Setting(name))
+            setattr(cls, name, Setting(name, current))
 
 
 # -- lines ---------------------------------------------------------------------------
