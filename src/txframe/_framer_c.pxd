@@ -22,6 +22,7 @@ cdef class Framer:
     cdef Py_ssize_t _scan  # (line framer) no delimiter starts in [_start, _scan)
     cdef bint _stale  # read the settings again before the next frame
     cdef bint _pinned  # the instance set its own settings: never drop this framer
+    cdef dict _mine  # and these are they (a copy of what its Settings stored)
     cdef bint _paused
     cdef bint _busy
 

@@ -11,7 +11,8 @@ framer when an instance assigns its own value. Anything else (a property, a valu
 from a plain mixin, a class with its own ``__getattribute__``) is read again before
 every frame, as Twisted reads it. A change made on a class, by whatever means, is
 therefore seen from the next ``feed`` at the latest. Nothing here depends on how
-CPython caches types: the settings are found by walking the class's MRO.
+CPython caches types: a setting is read from the class with ``getattr`` (whose
+Setting says it answered), or, under a metaclass, found by walking the MRO.
 
 The module is not declared free-threading compatible: the framers and Settings
 assume the GIL (a framer belongs to one connection, and Setting assignments and the
@@ -57,7 +58,7 @@ cdef extern from *:
        type (a class statement or type()) without __getattribute__/__getattr__. */
     static int txf_generic_getattr(PyObject* t) {
         return PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_HEAPTYPE)
-            && PyType_GetSlot((PyTypeObject*)t, Py_tp_getattro) == (void*)PyObject_GenericGetAttr;
+            && ((PyTypeObject*)t)->tp_getattro == PyObject_GenericGetAttr;
     }
     """
     PyObject* txf_resolve(object t, object name) except? NULL
@@ -76,20 +77,36 @@ def reads():
     return READS
 
 
+# The Setting whose __get__ last gave a class's value, and that class: after a
+# getattr on a class, whether a Setting answered (a class's attributes are found as
+# its instances' are, so long as its metaclass is type; the GIL makes this exact).
+cdef PyObject* ANSWERED = NULL  # borrowed: only compared, right after the getattr
+cdef PyObject* ANSWERED_FOR = NULL
+
+
 cdef object setting(Framer framer, object sink, str name, bint* cacheable):
     """The value of *sink*'s setting *name*, as ``getattr`` gives it. Clears
     *cacheable* unless the value may be kept until the framer is told otherwise:
     it comes from a Setting (whose instance assignments tell the framer)."""
-    global READS
+    global READS, ANSWERED, ANSWERED_FOR
     cdef PyObject* found
     READS += 1
     tp = type(sink)
     if txf_generic_getattr(tp):
-        found = txf_resolve(tp, name)
+        if type(tp) is type:  # no metaclass: the class's attribute is the instances'
+            ANSWERED = NULL
+            value = getattr(tp, name)  # fast: CPython caches the class's lookups
+            found = NULL
+            if (ANSWERED != NULL and ANSWERED_FOR == <PyObject*>tp
+                    and (<Setting>ANSWERED).value is value):
+                found = ANSWERED
+            ANSWERED = ANSWERED_FOR = NULL
+        else:
+            found = txf_resolve(tp, name)
         if found != NULL and type(<object>found) is Setting:
-            if not framer._pinned:  # then the instance has no value of its own
-                return (<Setting>found).value
-            return getattr(sink, name)
+            if framer._mine is not None and name in framer._mine:
+                return framer._mine[name]  # the instance's own (see Setting._notify)
+            return (<Setting>found).value
     cacheable[0] = False
     return getattr(sink, name)
 
@@ -111,7 +128,10 @@ cdef class Setting:
         self.value = value
 
     def __get__(self, obj, objtype):
+        global ANSWERED, ANSWERED_FOR
         if obj is None:
+            ANSWERED = <PyObject*>self
+            ANSWERED_FOR = <PyObject*>objtype
             return self.value
         framer = getattr(obj, "_framer", None)
         if framer is not None and not (isinstance(framer, Framer)
@@ -144,6 +164,13 @@ cdef class Setting:
         if isinstance(framer, Framer):
             (<Framer>framer)._stale = True
             (<Framer>framer)._pinned = True
+            if (<Framer>framer)._mine is None:
+                (<Framer>framer)._mine = {}
+            own = obj.__dict__.get(self.name, self)
+            if own is self:
+                (<Framer>framer)._mine.pop(self.name, None)
+            else:
+                (<Framer>framer)._mine[self.name] = own
 
 
 cdef class Framer:
