@@ -95,7 +95,7 @@ cdef object setting(Framer framer, object sink, str name, bint* cacheable):
     if txf_generic_getattr(tp):
         if type(tp) is type:  # no metaclass: the class's attribute is the instances'
             ANSWERED = NULL
-            value = getattr(tp, name)  # fast: CPython caches the class's lookups
+            value = getattr(tp, name, None)  # fast: CPython caches class lookups
             found = NULL
             if (ANSWERED != NULL and ANSWERED_FOR == <PyObject*>tp
                     and (<Setting>ANSWERED).value is value):
