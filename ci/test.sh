@@ -17,6 +17,7 @@ have postmap || missing+=(postfix)
 have oidentd || missing+=(oidentd)
 have curl || missing+=(curl)
 have lftp || missing+=(lftp)
+have valgrind || missing+=(valgrind)  # ci/versions.sh's speed gate (callgrind)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -p no:cacheprovider --benchmark-disable "$@"
@@ -25,3 +26,4 @@ if [ $# -gt 0 ]; then
 else
     bash "$ROOT/ci/dist.sh"
 fi
+[ $# -gt 0 ] || bash "$ROOT/ci/versions.sh"  # every CPython 3.10+ here, compiled

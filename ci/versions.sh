@@ -5,7 +5,7 @@
 # (ci/speed_gate.py: instruction counts under callgrind, compiled ÷ Twisted).
 #
 # The tests run per version are those of the compiled framers and what sits on them
-# (framing, settings, lines, strings, netstrings, AMP codec, build): the rest of the
+# (framing, settings, lines, strings, netstrings, AMP codec): the rest of the
 # suite (servers, peers, Twisted's own suites) exercises Python code that ci/test.sh
 # runs in full on the default interpreter, and would take several minutes per version.
 # ci/test.sh calls this; it can run alone: bash ci/versions.sh [pytest args].
@@ -15,15 +15,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXPECTED="3.10 3.11 3.12 3.13"
 TESTS=(tests/test_settings_reads.py tests/test_settings.py tests/test_lines_framer.py
        tests/test_basic.py tests/test_strings.py tests/test_netstrings.py
-       tests/test_amp_codec.py tests/test_implementation.py tests/test_build.py)
+       tests/test_amp_codec.py tests/test_implementation.py)
 export TXFRAME_REQUIRE_EXTENSIONS=1
 
 declare -A found=()
 for py in /root/.pyenv/versions/3.1[0-9]*/bin/python3 $(compgen -c python3.1 | sort -u); do
     py="$(command -v "$py" || true)"
     [ -n "$py" ] && [ -x "$py" ] || continue
-    v="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2]) if sys.implementation.name == "cpython" and sys.version_info >= (3, 10) and not getattr(sys, "_is_gil_enabled", lambda: True)() is False else None' 2>/dev/null || true)"
-    [ -n "$v" ] && [ "$v" != None ] && [ -z "${found[$v]:-}" ] && found[$v]="$py"
+    v="$("$py" -c 'import sys; sys.implementation.name == "cpython" and sys.version_info >= (3, 10) and print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
+    if [ -n "$v" ] && [ -z "${found[$v]:-}" ]; then found[$v]="$py"; fi
 done
 
 missing=()
@@ -40,9 +40,15 @@ for v in $(printf '%s\n' "${!found[@]}" | sort -V); do
     venv="$ROOT/.venvs/$v"
     start=$SECONDS
     echo "=== CPython $v ($py)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    "$venv/bin/python" -m pip install --quiet "$ROOT[test]" 2>&1 | grep -v '^WARNING: Location' || true
+    pip=("$venv/bin/python" -m pip install --quiet)
+    if [ -x "$venv/bin/python" ]; then  # kept from an earlier run: rebuild txframe
+        "${pip[@]}" "$ROOT[test]"
+        "${pip[@]}" --no-deps --force-reinstall --no-build-isolation "$ROOT"
+    else
+        "$py" -m venv "$venv"
+        "${pip[@]}" --upgrade pip
+        "${pip[@]}" "$ROOT[test]"
+    fi 2>&1 | { grep -v '^WARNING: Location' || true; }
     result=ok
     (cd "$ROOT" && "$venv/bin/python" -m pytest -p no:cacheprovider --benchmark-disable -q \
         -x "${TESTS[@]}" "$@" | tail -n 3) || result=FAILED
