@@ -221,8 +221,10 @@ class LineReceiver(_LineProtocol):
     :meth:`setRawMode` switch, also in the middle of a chunk.
 
     ``delimiter`` (default ``b"\\r\\n"``) and ``MAX_LENGTH`` (default 16384) may be set
-    on the class or the instance; a change made in a callback applies from the next
-    line. A truthy return value from ``lineReceived`` (deprecated) stops processing and
+    on the class or the instance; a change made on the instance in a callback applies
+    from the next line, one made on a class at the latest from the next
+    ``dataReceived`` call (README, "Differences from Twisted"). A truthy return value
+    from ``lineReceived`` (deprecated) stops processing and
     is returned from ``dataReceived``.
     """
 
