@@ -42,9 +42,11 @@ TARGETS = {
     "AMP-decode-65536": 10.0,
     "AMP-encode_box": 5.0,
 }
-#: a ratio passes at MARGIN × its target: instruction ratios run a little above or
-#: below time ratios (measured: see the README's per-version table)
-MARGIN = 0.8
+#: a ratio passes at MARGIN × its target: instruction ratios differ from time ratios
+#: (on 3.13, LineOnlyReceiver measures ~1.2x in instructions, ~1.5x in time), and the
+#: gate is there to catch a build that is no longer clearly ahead (as 3.13's was,
+#: at 0.3x); the README's per-version table says which targets are met
+MARGIN = 0.75
 IMPLS = ("twisted", "compiled", "pure")
 AMP_BOXES = 1000  # fewer than compare.py's 10,000: valgrind runs ~50x slower
 

@@ -19,11 +19,11 @@ TESTS=(tests/test_settings_reads.py tests/test_settings.py tests/test_lines_fram
 export TXFRAME_REQUIRE_EXTENSIONS=1
 
 declare -A found=()
-for py in /root/.pyenv/versions/3.1[0-9]*/bin/python3 $(compgen -c python3.1 | sort -u); do
+for py in /root/.pyenv/versions/3.1[0-9]*/bin/python3 $(compgen -c python3.1 | grep -E '^python3\.1[0-9]+$' | sort -u); do
     py="$(command -v "$py" || true)"
     [ -n "$py" ] && [ -x "$py" ] || continue
     v="$("$py" -c 'import sys; sys.implementation.name == "cpython" and sys.version_info >= (3, 10) and print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
-    if [ -n "$v" ] && [ -z "${found[$v]:-}" ]; then found[$v]="$py"; fi
+    if [[ "$v" =~ ^3\.[0-9]+$ ]] && [ -z "${found[$v]:-}" ]; then found[$v]="$py"; fi
 done
 
 missing=()
@@ -33,28 +33,40 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "${CI:-}" != "true" ] || exit 1
 fi
 
-status=0
-summary=()
-for v in $(printf '%s\n' "${!found[@]}" | sort -V); do
-    py="${found[$v]}"
-    venv="$ROOT/.venvs/$v"
-    start=$SECONDS
+# One job per version, as many at a time as there are CPUs (the speed gate counts
+# instructions, which jobs running beside it do not change).
+one() {
+    local v="$1" py="$2" venv="$ROOT/.venvs/$1" start=$SECONDS result=ok
+    local pip=("$ROOT/.venvs/$1/bin/python" -m pip install --quiet)
     echo "=== CPython $v ($py)"
-    pip=("$venv/bin/python" -m pip install --quiet)
     if [ -x "$venv/bin/python" ]; then  # kept from an earlier run: rebuild txframe
-        "${pip[@]}" "$ROOT[test]"
-        "${pip[@]}" --no-deps --force-reinstall --no-build-isolation "$ROOT"
+        "${pip[@]}" "$ROOT[test]" && "${pip[@]}" --no-deps --force-reinstall --no-build-isolation "$ROOT"
     else
-        "$py" -m venv "$venv"
-        "${pip[@]}" --upgrade pip
-        "${pip[@]}" "$ROOT[test]"
-    fi 2>&1 | { grep -v '^WARNING: Location' || true; }
-    result=ok
-    (cd "$ROOT" && "$venv/bin/python" -m pytest -p no:cacheprovider --benchmark-disable -q \
-        -x "${TESTS[@]}" "$@" | tail -n 3) || result=FAILED
-    (cd "$ROOT" && "$venv/bin/python" ci/speed_gate.py) || result=FAILED
-    [ $result = ok ] || status=1
-    summary+=("CPython $v: $result ($((SECONDS - start)) s)")
+        "$py" -m venv "$venv" && "${pip[@]}" --upgrade pip && "${pip[@]}" "$ROOT[test]"
+    fi 2>&1 | { grep -v '^WARNING: Location' || true; } || result=FAILED
+    if [ $result = ok ]; then
+        (cd "$ROOT" && "$venv/bin/python" -m pytest -p no:cacheprovider --benchmark-disable \
+            -q -x "${TESTS[@]}" "${ARGS[@]}" 2>&1 | tail -n 3) || result=FAILED
+        (cd "$ROOT" && "$venv/bin/python" ci/speed_gate.py) || result=FAILED
+    fi
+    echo "CPython $v: $result ($((SECONDS - start)) s)"
+    [ $result = ok ]
+}
+
+ARGS=("$@")
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+jobs_max="$(nproc 2>/dev/null || echo 2)"
+versions=($(printf '%s\n' "${!found[@]}" | sort -V))
+for v in "${versions[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    one "$v" "${found[$v]}" > "$logs/$v" 2>&1 &
 done
-printf '%s\n' "${summary[@]}"
+wait || true
+status=0
+for v in "${versions[@]}"; do
+    cat "$logs/$v"
+    grep -q "^CPython $v: ok" "$logs/$v" || status=1
+done
+grep -h '^CPython [0-9.]*: ' "${versions[@]/#/$logs/}"
 exit $status
