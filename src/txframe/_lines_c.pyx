@@ -55,6 +55,13 @@ cdef tuple thresholds(object limit, Py_ssize_t dlen):
     return line_max, max(clamp(partial), 0)
 
 
+# The thresholds last computed, for the MAX_LENGTH object and delimiter length they
+# came from: a connection's framer is made again after each idle spell, and would
+# otherwise compute them again every time.
+cdef object LAST_LIMIT = None
+cdef Py_ssize_t LAST_DLEN = -1, LAST_LINE_MAX = 0, LAST_PARTIAL_MIN = 0
+
+
 cdef bytes checked_delimiter(object delimiter):
     if not isinstance(delimiter, bytes):
         raise TypeError(f"delimiter must be bytes, not {type(delimiter).__name__}")
@@ -110,6 +117,15 @@ cdef class LineFramer(Framer):
         self._delim = delim
         return 0
 
+    cdef int _use_limit(self, object limit, Py_ssize_t dlen) except -1:
+        global LAST_LIMIT, LAST_DLEN, LAST_LINE_MAX, LAST_PARTIAL_MIN
+        if limit is not LAST_LIMIT or dlen != LAST_DLEN or limit is None:
+            LAST_LINE_MAX, LAST_PARTIAL_MIN = thresholds(limit, dlen)
+            LAST_LIMIT, LAST_DLEN = limit, dlen
+        self._line_max, self._partial_min = LAST_LINE_MAX, LAST_PARTIAL_MIN
+        self._limit = limit
+        return 0
+
     cdef int _refresh(self, sink) except -1:
         """Read delimiter and MAX_LENGTH; keep them while both are Settings."""
         cdef bint cacheable = True
@@ -119,8 +135,7 @@ cdef class LineFramer(Framer):
             self._use_delimiter(checked_delimiter(delim))
             self._limit = None  # the thresholds depend on its length too
         if limit is not self._limit or limit is None:
-            self._line_max, self._partial_min = thresholds(limit, PyBytes_GET_SIZE(self._delim))
-            self._limit = limit
+            self._use_limit(limit, PyBytes_GET_SIZE(self._delim))
         self._stale = not cacheable
         return 0
 
@@ -199,9 +214,9 @@ def data_received(self, data):
     """
     framer = self._framer
     if framer is None:
-        if (self._lineFramer is LineFramer and self._initialLineMode
-                and not self._initialPaused):  # the common case, made here for speed
-            framer = LineFramer.__new__(LineFramer, self._lineOnly)
+        fast = self._lineFast  # the common case, made here with one read (basic.py)
+        if fast is not None:
+            framer = LineFramer.__new__(LineFramer, fast)
             self._framer = framer
         else:
             framer = self._getFramer()

@@ -24,6 +24,7 @@ from twisted.protocols.basic import (
 
 from .framing import (
     CompiledFramer,
+    CompiledLineFramer,
     LineFramer,
     NetstringFramer,
     PrefixFramer,
@@ -183,6 +184,11 @@ class _LineProtocol(_Framed):
     _lineFramer = LineFramer  # the framer type; the tests swap in each implementation
     _lineOnly = False
     _initialLineMode = 1  # a subclass's `line_mode = 0` lands here (see LineReceiver)
+    _lineFast: Any = None  # see _fast_framer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _fast_framer(cls)
 
     @classmethod
     def _framerType(cls) -> Any:
@@ -213,6 +219,14 @@ class _LineProtocol(_Framed):
         return None
 
 
+def _fast_framer(cls: Any) -> None:
+    """Record in ``_lineFast`` whether a connection of *cls* starts with a plain
+    compiled framer (line mode, not paused): then ``dataReceived`` makes it with
+    this one read, after each idle spell (``_lineOnly``), instead of four."""
+    plain = cls._lineFramer is CompiledLineFramer and cls._initialLineMode and not cls._initialPaused
+    cls._lineFast = bool(cls._lineOnly) if plain else None
+
+
 class LineReceiver(_LineProtocol):
     """A protocol that receives lines and/or raw data, depending on mode.
 
@@ -231,6 +245,7 @@ class LineReceiver(_LineProtocol):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _adopt_initial(cls, "line_mode", "_initialLineMode", lambda v: 1 if v else 0, LineReceiver)
+        _fast_framer(cls)
 
     @property
     def line_mode(self) -> int:
