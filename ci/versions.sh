@@ -39,11 +39,14 @@ one() {
     local v="$1" py="$2" venv="$ROOT/.venvs/$1" start=$SECONDS result=ok
     local pip=("$ROOT/.venvs/$1/bin/python" -m pip install --quiet)
     echo "=== CPython $v ($py)"
-    if [ -x "$venv/bin/python" ]; then  # kept from an earlier run: rebuild txframe
-        "${pip[@]}" "$ROOT[test]" && "${pip[@]}" --no-deps --force-reinstall --no-build-isolation "$ROOT"
-    else
-        "$py" -m venv "$venv" && "${pip[@]}" --upgrade pip && "${pip[@]}" "$ROOT[test]"
-    fi 2>&1 | { grep -v '^WARNING: Location' || true; } || result=FAILED
+    (   # one build at a time: setuptools builds in the checkout's build/
+        flock 9
+        if [ -x "$venv/bin/python" ]; then  # kept from an earlier run: rebuild txframe
+            "${pip[@]}" "$ROOT[test]" && "${pip[@]}" --no-deps --force-reinstall --no-build-isolation "$ROOT"
+        else
+            "$py" -m venv "$venv" && "${pip[@]}" --upgrade pip && "${pip[@]}" "$ROOT[test]"
+        fi
+    ) 9>"$ROOT/.venvs/.build.lock" 2>&1 | { grep -v '^WARNING: Location' || true; } || result=FAILED
     if [ $result = ok ]; then
         (cd "$ROOT" && "$venv/bin/python" -m pytest -p no:cacheprovider --benchmark-disable \
             -q -x "${TESTS[@]}" "${ARGS[@]}" 2>&1 | tail -n 3) || result=FAILED
@@ -54,6 +57,7 @@ one() {
 }
 
 ARGS=("$@")
+mkdir -p "$ROOT/.venvs"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 jobs_max="$(nproc 2>/dev/null || echo 2)"
