@@ -23,6 +23,7 @@ have lftp || missing+=(lftp)
 have redis-server || missing+=(redis-server)
 have redis-sentinel || missing+=(redis-sentinel)
 have redis-cli || missing+=(redis-tools)
+have valgrind || missing+=(valgrind)  # ci/versions.sh's speed gate (callgrind)
 if [ ${#missing[@]} -gt 0 ]; then
     # A fresh postfix asks what kind of mail system to configure: none (the tests
     # configure their own instances), and nothing started system-wide.
@@ -40,3 +41,4 @@ if [ $# -gt 0 ]; then
 else
     bash "$ROOT/ci/dist.sh"
 fi
+[ $# -gt 0 ] || bash "$ROOT/ci/versions.sh"  # every CPython 3.10+ here, compiled

@@ -36,6 +36,7 @@ from twisted.python import log
 
 from scripted import Boom, as_kind, chunk_ops, exception_record, typed
 from txframe import basic as txframe_basic
+from txframe import framing
 from txframe.testing import chunks as cut_into
 
 
@@ -632,6 +633,11 @@ def test_ways_of_setting_max_length_match_twisted(impl, where):
             proto.on_string = lambda proto, s: setattr(type(proto), "MAX_LENGTH", 5)
         proto.dataReceived(stream)
         results.append((proto.events[:], proto.MAX_LENGTH))
+    if where == "class in callback" and impl.name == "compiled" and framing.Setting is not None:
+        # The compiled framer sees a change made on a class from the next
+        # dataReceived call (README, "All receivers"): this one delivers all three.
+        assert results[1] == ([("string", b"aaa"), ("string", b"bbbbbb"), ("string", b"cc")], 5)
+        return
     assert results[1] == results[0]
     assert results[1][1] == (99999 if where == "deleted" else 5)
     if where != "deleted":

@@ -1,4 +1,4 @@
-# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+# cython: language_level=3, embedsignature=True
 """AMP boxes, compiled: the twin of ``_boxes_py.py`` (read its docstring for the
 framer's sink, the encoder's errors and the Schema's rules)."""
 

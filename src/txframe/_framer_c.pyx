@@ -1,57 +1,145 @@
-# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+# cython: language_level=3, embedsignature=True
 """What every compiled framer shares: one buffer with a read offset (or a chunk
-scanned in place), and settings read from the sink that stay valid until the sink
-says otherwise.
+scanned in place), and the settings it reads from the sink.
 
-Reading a setting such as ``MAX_LENGTH`` from the sink after every frame would cost
-more than the rest of the loop, so the protocol classes may declare their settings
-with :class:`Setting` descriptors: assigning one on an instance marks the framer
-stale (and pins it), and a change of the class shows in its type version tag. A
-sink without them is read again before every frame, as Twisted reads it.
+Reading a setting such as ``MAX_LENGTH`` through the attribute after every frame
+would cost more than the rest of the loop. So a framer reads its sink's settings at
+the start of every ``feed`` (as Python would find them: instance, class, bases) and
+keeps them for the rest of that call when each one is a :class:`Setting` — a small
+descriptor the protocol classes put in place of their plain values, which tells the
+framer when an instance assigns its own value. Anything else (a property, a value
+from a plain mixin, a class with its own ``__getattribute__``) is read again before
+every frame, as Twisted reads it. A change made on a class, by whatever means, is
+therefore seen from the next ``feed`` at the latest. Nothing here depends on how
+CPython caches types: a setting is read from the class with ``getattr`` (whose
+Setting says it answered), or, under a metaclass, found by walking the MRO.
+
+The module is not declared free-threading compatible: the framers and Settings
+assume the GIL (a framer belongs to one connection, and Setting assignments and the
+framer's loop must not run at the same time), so a free-threaded CPython re-enables
+the GIL when it imports txframe's compiled modules.
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from cpython.object cimport PyObject, PyObject_GenericSetAttr
+from cpython.object cimport PyObject
 from libc.string cimport memcpy, memmove
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
-    PyObject* _PyType_Lookup(TypeObject*, object)
+
+cdef extern from *:
+    """
+    /* What name is bound to in the first class of type t's MRO that binds it
+       (borrowed, or NULL), as Python's attribute lookup finds it. A class's
+       namespace is its tp_dict, except where that is NULL (static builtin types
+       from 3.12 on): there PyType_GetDict, public from 3.12. */
+    static PyObject* txf_resolve(PyObject* t, PyObject* name) {
+        PyObject* mro = ((PyTypeObject*)t)->tp_mro;
+        Py_ssize_t k, classes = mro == NULL ? 0 : PyTuple_GET_SIZE(mro);
+        for (k = 0; k < classes; k++) {
+            PyTypeObject* c = (PyTypeObject*)PyTuple_GET_ITEM(mro, k);
+            PyObject* d = c->tp_dict;
+    #if PY_VERSION_HEX >= 0x030C0000
+            if (d == NULL) {
+                d = PyType_GetDict(c);
+                Py_XDECREF(d);  /* the type keeps it alive */
+            }
+    #endif
+            if (d != NULL) {
+                PyObject* v = PyDict_GetItemWithError(d, name);
+                if (v != NULL || PyErr_Occurred()) return v;
+            }
+        }
+        return NULL;
+    }
+    /* Whether attributes of t's instances are found by the generic rules: a heap
+       type (a class statement or type()) without __getattribute__/__getattr__. */
+    static int txf_generic_getattr(PyObject* t) {
+        return PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_HEAPTYPE)
+            && ((PyTypeObject*)t)->tp_getattro == PyObject_GenericGetAttr;
+    }
+    """
+    PyObject* txf_resolve(object t, object name) except? NULL
+    bint txf_generic_getattr(object t)
 
 import math
 
 cdef Py_ssize_t MIN_CAPACITY = 256
 cdef Py_ssize_t KEEP_CAPACITY = 65536  # a bigger buffer is freed once empty
+cdef Py_ssize_t READS = 0  # settings read by framers (tests check it does not grow per frame)
+
+
+def reads():
+    """How many times compiled framers have read a setting from their sinks (tests
+    use it to check that settings are read per feed, not per frame)."""
+    return READS
+
+
+# The Setting whose __get__ last gave a class's value, and that class: after a
+# getattr on a class, whether a Setting answered (a class's attributes are found as
+# its instances' are, so long as its metaclass is type; the GIL makes this exact).
+cdef PyObject* ANSWERED = NULL  # borrowed: only compared, right after the getattr
+cdef PyObject* ANSWERED_FOR = NULL
+
+
+cdef object setting(Framer framer, object sink, str name, bint* cacheable):
+    """The value of *sink*'s setting *name*, as ``getattr`` gives it. Clears
+    *cacheable* unless the value may be kept until the framer is told otherwise:
+    it comes from a Setting (whose instance assignments tell the framer)."""
+    global READS, ANSWERED, ANSWERED_FOR
+    cdef PyObject* found
+    READS += 1
+    tp = type(sink)
+    if txf_generic_getattr(tp):
+        if type(tp) is type:  # no metaclass: the class's attribute is the instances'
+            ANSWERED = NULL
+            value = getattr(tp, name, None)  # fast: CPython caches class lookups
+            found = NULL
+            if (ANSWERED != NULL and ANSWERED_FOR == <PyObject*>tp
+                    and (<Setting>ANSWERED).value is value):
+                found = ANSWERED
+            ANSWERED = ANSWERED_FOR = NULL
+        else:
+            found = txf_resolve(tp, name)
+        if found != NULL and type(<object>found) is Setting:
+            if framer._mine is not None and name in framer._mine:
+                return framer._mine[name]  # the instance's own (see Setting._notify)
+            return (<Setting>found).value
+    cacheable[0] = False
+    return getattr(sink, name)
 
 
 @cython.final
 cdef class Setting:
     """A protocol setting (``delimiter``, ``MAX_LENGTH``, ...): a class attribute that
-    tells the connection's framer when an instance changes it.
+    holds the class's value and tells the connection's framer when an instance
+    changes it.
 
-    The class's value lives in ``_txframe_<name>``; an instance's own value lives in
-    its ``__dict__`` under the setting's name, as a plain attribute's would, so it is
-    still found if the class attribute is later replaced. Assigning one pins the
-    instance's framer, and only a pinned framer's instance is looked up, so reading
-    does not make every instance grow a dict.
+    An instance's own value lives in its ``__dict__`` under the setting's name, as a
+    plain attribute's would, so it is still found if the class attribute is later
+    replaced. Assigning one pins the instance's framer, and only a pinned framer's
+    instance is looked up, so reading does not make every instance grow a dict.
     """
 
-    def __cinit__(self, str name):
+    def __cinit__(self, str name, value):
         self.name = name
-        self._store = "_txframe_" + name
+        self.value = value
 
     def __get__(self, obj, objtype):
+        global ANSWERED, ANSWERED_FOR
         if obj is None:
-            return getattr(objtype, self._store)
+            ANSWERED = <PyObject*>self
+            ANSWERED_FOR = <PyObject*>objtype
+            return self.value
         framer = getattr(obj, "_framer", None)
         if framer is not None and not (isinstance(framer, Framer)
                                        and not (<Framer>framer)._pinned):
             own = obj.__dict__.get(self.name, self)
             if own is not self:
                 return own
-        return getattr(obj, self._store)
+        return self.value
 
     def __set__(self, obj, value):
         obj.__dict__[self.name] = value
@@ -64,6 +152,9 @@ cdef class Setting:
             raise AttributeError(self.name) from None
         self._notify(obj)
 
+    def __repr__(self):
+        return f"<txframe Setting {self.name}={self.value!r}>"
+
     cdef _notify(self, obj):
         """Tell the instance's framer, made now if need be, and pin it: a framer made
         later would take the class's values."""
@@ -73,12 +164,13 @@ cdef class Setting:
         if isinstance(framer, Framer):
             (<Framer>framer)._stale = True
             (<Framer>framer)._pinned = True
-
-
-cdef bint declared(TypeObject* tp, str name):
-    """Whether *name* on the type resolves to a Setting."""
-    cdef PyObject* found = _PyType_Lookup(tp, name)
-    return found != NULL and type(<object>found) is Setting
+            if (<Framer>framer)._mine is None:
+                (<Framer>framer)._mine = {}
+            own = obj.__dict__.get(self.name, self)
+            if own is self:
+                (<Framer>framer)._mine.pop(self.name, None)
+            else:
+                (<Framer>framer)._mine[self.name] = own
 
 
 cdef class Framer:
@@ -107,17 +199,6 @@ cdef class Framer:
     def replace(self, data):
         """Make *data* the bytes received and not yet delivered."""
         self._replace(data)
-
-    # -- settings ---------------------------------------------------------------
-
-    cdef int _mark_current(self, object sink, bint cacheable) except -1:
-        """After reading the settings: keep them while the sink's type is unchanged,
-        if they are Settings (*cacheable*) and the type has a version tag."""
-        cdef TypeObject* tp = Py_TYPE(sink)
-        self._type = tp
-        self._tag = tp.tp_version_tag
-        self._stale = not (cacheable and tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
-        return 0
 
     # -- buffer -----------------------------------------------------------------
 

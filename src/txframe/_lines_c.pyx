@@ -1,4 +1,4 @@
-# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+# cython: language_level=3, embedsignature=True
 """Line framing, compiled: the twin of ``_lines_py.py`` (read its docstring).
 
 One malloc'd buffer with a read offset; each line is built once, straight from it, and
@@ -6,40 +6,22 @@ handed to the sink by the loop below. The loop never keeps a pointer or offset a
 a callback: callbacks may feed more data (the buffer may move), clear it, pause, or
 switch modes.
 
-Reading ``delimiter`` and ``MAX_LENGTH`` from the sink after every line would cost more
-than the rest of the loop, so the sink's class may declare them with :class:`Setting`
-descriptors: assigning one marks the framer stale, and a change of the class shows in
-its type version tag. A sink without them (any other object) is simply re-read after
-every line.
+``delimiter`` and ``MAX_LENGTH`` are read at the start of every ``feed`` and kept for
+its lines while they are :class:`Setting`\ s (assigning one on the instance marks the
+framer stale: the next line uses it); any other kind is read again before every line
+(see ``_framer_c``).
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memchr, memcmp
 
-from txframe._framer_c cimport (
-    Framer,
-    Py_TYPE,
-    current, Py_TPFLAGS_VALID_VERSION_TAG, Setting, TypeObject, as_bytes, clamp, declared,
-    longest,
-)
+from txframe._framer_c cimport Framer, as_bytes, clamp, longest, setting
 
 import math
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
-
-cdef extern from *:
-    """
-    #ifdef Py_GIL_DISABLED
-    #define TXFRAME_TYPE_CACHE 0
-    #else
-    #define TXFRAME_TYPE_CACHE 1
-    #endif
-    """
-    bint TXFRAME_TYPE_CACHE  # the cache below assumes the GIL
 
 
 cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
@@ -73,58 +55,19 @@ cdef tuple thresholds(object limit, Py_ssize_t dlen):
     return line_max, max(clamp(partial), 0)
 
 
+# The thresholds last computed, for the MAX_LENGTH object and delimiter length they
+# came from: a connection's framer is made again after each idle spell, and would
+# otherwise compute them again every time.
+cdef object LAST_LIMIT = None
+cdef Py_ssize_t LAST_DLEN = -1, LAST_LINE_MAX = 0, LAST_PARTIAL_MIN = 0
+
+
 cdef bytes checked_delimiter(object delimiter):
     if not isinstance(delimiter, bytes):
         raise TypeError(f"delimiter must be bytes, not {type(delimiter).__name__}")
     if not delimiter:
         raise ValueError("delimiter must not be empty")
     return <bytes>delimiter
-
-
-# What a line protocol class says, so that a connection can make its framer without
-# reading a single attribute: a small direct-mapped cache, each entry valid while
-# its type keeps the version tag it had (tags are never reused).
-ctypedef struct TypeEntry:
-    TypeObject* type
-    unsigned int tag
-    PyObject* delimiter  # a strong reference
-    Py_ssize_t line_max
-    Py_ssize_t partial_min
-    bint line_only
-
-cdef TypeEntry TYPE_CACHE[64]
-
-
-cdef TypeEntry* type_entry(object sink):
-    """The cache entry for the sink's class, or NULL if it cannot be cached: its
-    framer is not the compiled one, its settings are not Settings, or it starts in
-    raw mode. Only class-level values go in (instances override through Setting,
-    which pins their framer, and pinned framers never use the cache)."""
-    cdef TypeObject* tp = Py_TYPE(sink)
-    cdef TypeEntry* entry = &TYPE_CACHE[(<size_t>tp >> 6) & 63]
-    if not TXFRAME_TYPE_CACHE or not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG:
-        return NULL
-    if entry.type == tp and entry.tag == tp.tp_version_tag:
-        return entry
-    cls = type(sink)
-    if (not declared(tp, "delimiter") or not declared(tp, "MAX_LENGTH")
-            or getattr(cls, "_lineFramer", None) is not LineFramer
-            or getattr(cls, "_initialLineMode", 1) != 1
-            or getattr(cls, "_initialPaused", False)):
-        return NULL
-    delim = checked_delimiter(cls.delimiter)
-    line_max, partial_min = thresholds(cls.MAX_LENGTH, len(delim))
-    if not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG:  # the reads above changed it
-        return NULL
-    Py_XDECREF(entry.delimiter)
-    Py_INCREF(delim)
-    entry.delimiter = <PyObject*>delim
-    entry.line_max = line_max
-    entry.partial_min = partial_min
-    entry.line_only = bool(getattr(cls, "_lineOnly", False))
-    entry.type = tp
-    entry.tag = tp.tp_version_tag
-    return entry
 
 
 @cython.final
@@ -137,6 +80,7 @@ cdef class LineFramer(Framer):
     """
 
     cdef bytes _delim  # the sink's delimiter, as last read
+    cdef object _limit  # and its MAX_LENGTH, from which these two come:
     cdef Py_ssize_t _line_max  # from MAX_LENGTH: a longer line is too long
     cdef Py_ssize_t _partial_min  # an unterminated buffer this long is too long
     cdef readonly bint line_only
@@ -173,20 +117,26 @@ cdef class LineFramer(Framer):
         self._delim = delim
         return 0
 
+    cdef int _use_limit(self, object limit, Py_ssize_t dlen) except -1:
+        global LAST_LIMIT, LAST_DLEN, LAST_LINE_MAX, LAST_PARTIAL_MIN
+        if limit is not LAST_LIMIT or dlen != LAST_DLEN or limit is None:
+            LAST_LINE_MAX, LAST_PARTIAL_MIN = thresholds(limit, dlen)
+            LAST_LIMIT, LAST_DLEN = limit, dlen
+        self._line_max, self._partial_min = LAST_LINE_MAX, LAST_PARTIAL_MIN
+        self._limit = limit
+        return 0
+
     cdef int _refresh(self, sink) except -1:
-        """Make _delim and the thresholds current with the sink."""
-        cdef TypeEntry* entry = NULL if self._pinned else type_entry(sink)
-        if entry != NULL:
-            self._use_delimiter(<bytes>entry.delimiter)
-            self._line_max = entry.line_max
-            self._partial_min = entry.partial_min
-            self._mark_current(sink, True)
-            return 0
-        cdef bytes delim = checked_delimiter(sink.delimiter)
-        self._use_delimiter(delim)
-        self._line_max, self._partial_min = thresholds(sink.MAX_LENGTH, len(delim))
-        cdef TypeObject* tp = Py_TYPE(sink)
-        self._mark_current(sink, declared(tp, "delimiter") and declared(tp, "MAX_LENGTH"))
+        """Read delimiter and MAX_LENGTH; keep them while both are Settings."""
+        cdef bint cacheable = True
+        delim = setting(self, sink, "delimiter", &cacheable)
+        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        if delim is not self._delim or delim is None:
+            self._use_delimiter(checked_delimiter(delim))
+            self._limit = None  # the thresholds depend on its length too
+        if limit is not self._limit or limit is None:
+            self._use_limit(limit, PyBytes_GET_SIZE(self._delim))
+        self._stale = not cacheable
         return 0
 
     # -- the dispatch loop ------------------------------------------------------
@@ -205,6 +155,7 @@ cdef class LineFramer(Framer):
         if self._busy:  # re-entered from a callback: the running loop delivers it
             return None
         self._busy = True
+        self._stale = True  # a class may have changed since the last call
         try:
             return self._deliver(sink, transport)
         finally:
@@ -227,7 +178,7 @@ cdef class LineFramer(Framer):
                 if why is not None and why:
                     return why
                 continue
-            if not current(self, sink):
+            if self._stale:
                 self._refresh(sink)
             delim = self._delim
             dlen = PyBytes_GET_SIZE(delim)
@@ -261,12 +212,11 @@ def data_received(self, data):
     The framer is made on demand and dropped when it holds nothing, so an idle
     connection carries none.
     """
-    cdef TypeEntry* entry
     framer = self._framer
     if framer is None:
-        entry = type_entry(self)
-        if entry != NULL:  # the common case: made without reading an attribute
-            framer = LineFramer.__new__(LineFramer, entry.line_only)
+        fast = self._lineFast  # the common case, made here with one read (basic.py)
+        if fast is not None:
+            framer = LineFramer.__new__(LineFramer, fast)
             self._framer = framer
         else:
             framer = self._getFramer()

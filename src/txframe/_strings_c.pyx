@@ -1,13 +1,11 @@
-# cython: language_level=3, freethreading_compatible=True, embedsignature=True
+# cython: language_level=3, embedsignature=True
 """Length-prefixed and netstring framing, compiled: the twin of ``_strings_py.py``
 (read its docstring for the sink each framer serves and the rules it follows)."""
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from txframe._framer_c cimport (
-    Framer, Py_TYPE, TypeObject, as_bytes, current, declared, longest
-)
+from txframe._framer_c cimport Framer, as_bytes, longest, setting
 
 import struct
 
@@ -38,6 +36,7 @@ cdef class StringFramer(Framer):
         if self._busy:  # re-entered from a callback: the running loop delivers it
             return None
         self._busy = True
+        self._stale = True  # settings are read again at the start of every call
         try:
             self._deliver(sink)
         finally:
@@ -81,23 +80,26 @@ cdef class PrefixFramer(StringFramer):
     cdef int _refresh(self, sink) except -1:
         """Read every setting (at the start of a feed: like Twisted, the prefix format
         is read once per dataReceived call)."""
-        fmt = sink.structFormat
-        prefix = sink.prefixLength
+        cdef bint cacheable = True
+        fmt = setting(self, sink, "structFormat", &cacheable)
+        prefix = setting(self, sink, "prefixLength", &cacheable)
         self._width = FAST_FORMATS.get(fmt, 0) if type(fmt) is str else 0
         if self._width != prefix:
             self._width = 0
         self._unpack = None if self._width else struct.Struct(fmt).unpack
         self._prefix = prefix
         self._refresh_limit(sink)
-        cdef TypeObject* tp = Py_TYPE(sink)
-        self._mark_current(sink, declared(tp, "MAX_LENGTH") and declared(tp, "structFormat")
-                           and declared(tp, "prefixLength"))
         return 0
 
     cdef int _refresh_limit(self, sink) except -1:
-        """Read MAX_LENGTH (before every string); the rest stays until the next feed."""
-        self._limit = sink.MAX_LENGTH
-        self._longest = longest(self._limit)
+        """Read MAX_LENGTH (again before every string unless it is a Setting); the
+        rest stays until the next feed."""
+        cdef bint cacheable = True
+        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        if limit is not self._limit or limit is None:
+            self._longest = longest(limit)
+            self._limit = limit
+        self._stale = not cacheable
         return 0
 
     cdef int _replace(self, object data) except -1:
@@ -122,10 +124,9 @@ cdef class PrefixFramer(StringFramer):
         cdef Py_ssize_t start, available, n
         cdef unsigned long long length
         cdef object declared_length
-        if not current(self, sink):
-            self._refresh(sink)
+        self._refresh(sink)
         while not self._paused:
-            if not current(self, sink):
+            if self._stale:
                 self._refresh_limit(sink)
             start = self._start
             available = self._end - start
@@ -184,7 +185,8 @@ cdef class PrefixFramer(StringFramer):
 cdef class NetstringFramer(StringFramer):
     """Split a stream of netstrings (``<digits>:<payload>,``)."""
 
-    cdef Py_ssize_t _longest  # from MAX_LENGTH
+    cdef object _limit  # MAX_LENGTH, as last read
+    cdef Py_ssize_t _longest  # from it
     cdef Py_ssize_t _expected  # payload length once the length is parsed, else -1
 
     def __cinit__(self):
@@ -196,15 +198,19 @@ cdef class NetstringFramer(StringFramer):
         return 0
 
     cdef int _refresh(self, sink) except -1:
-        self._longest = longest(sink.MAX_LENGTH)
-        self._mark_current(sink, declared(Py_TYPE(sink), "MAX_LENGTH"))
+        cdef bint cacheable = True
+        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        if limit is not self._limit or limit is None:
+            self._longest = longest(limit)
+            self._limit = limit
+        self._stale = not cacheable
         return 0
 
     cdef int _deliver(self, sink) except -1:
         cdef Py_ssize_t start, i, end, value
         cdef bint overflow
         while not self._paused and not self._broken:
-            if not current(self, sink):
+            if self._stale:
                 self._refresh(sink)
             start = self._start
             end = self._end

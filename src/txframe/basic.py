@@ -26,6 +26,7 @@ from twisted.protocols.basic import (
 from . import _reexport
 from .framing import (
     CompiledFramer,
+    CompiledLineFramer,
     LineFramer,
     NetstringFramer,
     PrefixFramer,
@@ -172,8 +173,7 @@ def _declare_settings(cls: type) -> None:
         elif compiled and name in vars(cls) and not hasattr(type(current), "__get__"):
             # Only the class's own value: one inherited from a plain mixin stays there
             # (and is read for every frame), so changing it on the mixin still works.
-            setattr(cls, "_txframe_" + name, current)
-            setattr(cls, name, Setting(name))
+            setattr(cls, name, Setting(name, current))
 
 
 # -- lines ---------------------------------------------------------------------------
@@ -193,6 +193,11 @@ class _LineProtocol(_Framed):
     _lineFramer = LineFramer  # the framer type; the tests swap in each implementation
     _lineOnly = False
     _initialLineMode = 1  # a subclass's `line_mode = 0` lands here (see LineReceiver)
+    _lineFast: Any = None  # see _fast_framer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _fast_framer(cls)
 
     @classmethod
     def _framerType(cls) -> Any:
@@ -223,6 +228,14 @@ class _LineProtocol(_Framed):
         return None
 
 
+def _fast_framer(cls: Any) -> None:
+    """Record in ``_lineFast`` whether a connection of *cls* starts with a plain
+    compiled framer (line mode, not paused): then ``dataReceived`` makes it with
+    this one read, after each idle spell (``_lineOnly``), instead of four."""
+    plain = cls._lineFramer is CompiledLineFramer and cls._initialLineMode and not cls._initialPaused
+    cls._lineFast = bool(cls._lineOnly) if plain else None
+
+
 class LineReceiver(_LineProtocol):
     """A protocol that receives lines and/or raw data, depending on mode.
 
@@ -231,14 +244,17 @@ class LineReceiver(_LineProtocol):
     :meth:`setRawMode` switch, also in the middle of a chunk.
 
     ``delimiter`` (default ``b"\\r\\n"``) and ``MAX_LENGTH`` (default 16384) may be set
-    on the class or the instance; a change made in a callback applies from the next
-    line. A truthy return value from ``lineReceived`` (deprecated) stops processing and
+    on the class or the instance; a change made on the instance in a callback applies
+    from the next line, one made on a class at the latest from the next
+    ``dataReceived`` call (README, "Differences from Twisted"). A truthy return value
+    from ``lineReceived`` (deprecated) stops processing and
     is returned from ``dataReceived``.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _adopt_initial(cls, "line_mode", "_initialLineMode", lambda v: 1 if v else 0, LineReceiver)
+        _fast_framer(cls)
 
     @property
     def line_mode(self) -> int:

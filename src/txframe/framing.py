@@ -25,6 +25,8 @@ implementation = "pure"
 Setting: Any = None
 #: The base class of the compiled framers (``None`` in the pure build).
 CompiledFramer: Any = None
+#: The compiled line framer (``None`` in the pure build).
+CompiledLineFramer: Any = None
 
 if TYPE_CHECKING:
     from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
@@ -40,9 +42,10 @@ elif not NO_EXTENSIONS:
         from ._listing_c import ListFormatter
         from ._strings_c import NetstringFramer, PrefixFramer, string_data_received
     except ImportError:  # built without a compiler: the pure twins below
-        CompiledFramer = Setting = None
+        CompiledFramer = Setting = CompiledLineFramer = None
     else:
         implementation = "compiled"
+        CompiledLineFramer = LineFramer
 
 if implementation == "pure":
     from ._boxes_py import BoxFramer, Schema, decode_boxes, encode_box
@@ -69,6 +72,7 @@ __all__ = [
     "BOXES",
     "BoxFramer",
     "CompiledFramer",
+    "CompiledLineFramer",
     "FLOAT",
     "FieldTooLong",
     "INTEGER",

@@ -131,8 +131,7 @@ def _with_settings(base: type, attrs: dict[str, Any], **values: Any) -> type:
         if Setting is None:
             attrs[name] = value
         else:
-            attrs["_txframe_" + name] = value
-            attrs[name] = Setting(name)
+            attrs[name] = Setting(name, value)
     return type(base.__name__, (base,), attrs)
 
 
