@@ -112,7 +112,9 @@ cdef TypeEntry* type_entry(object sink):
             or getattr(cls, "_initialLineMode", 1) != 1
             or getattr(cls, "_initialPaused", False)):
         return NULL
-    delim = checked_delimiter(cls.delimiter)
+    delim = cls.delimiter
+    if not isinstance(delim, bytes) or not delim:
+        return NULL  # the framer reports it, once the chunk is buffered
     line_max, partial_min = thresholds(cls.MAX_LENGTH, len(delim))
     if not tp.tp_flags & Py_TPFLAGS_VALID_VERSION_TAG:  # the reads above changed it
         return NULL
