@@ -25,3 +25,4 @@ if [ $# -gt 0 ]; then
 else
     bash "$ROOT/ci/dist.sh"
 fi
+[ $# -gt 0 ] || bash "$ROOT/fuzz/smoke.sh"  # the differential fuzzers, briefly (not in narrowed runs)
