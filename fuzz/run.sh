@@ -30,7 +30,8 @@ run_target() {
     (cd "$HERE" && "$FUZZ_PY" "fuzz_$target.py" -max_total_time="$SECONDS_EACH" \
         -max_len=512 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix="$WORK/artifacts/$target-" ${FUZZ_FLAGS:-} \
-        "$WORK/corpus/$target" "$HERE/corpus/$target") >"$WORK/logs/$target.log" 2>&1
+        "$WORK/corpus/$target" $(ls -d "$HERE/corpus/$target" 2>/dev/null)) \
+        >"$WORK/logs/$target.log" 2>&1
 }
 
 report() {
