@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.internet.testing import StringTransport
 
-from twins import TWINS, Boom, Script, compare, main, outcome
+from twins import TWINS, Boom, Script, changes_class, compare, main, outcome, subclass
 
 from txframe import basic
 
@@ -100,7 +100,7 @@ def act(run, proto, action, arg):
 
 def play(classes, script):
     kind, namespace, plan, steps = script
-    cls = type("Fuzzed", (classes[kind],), dict(namespace))
+    cls = subclass(classes[kind], namespace, changes_class(plan, steps))
     run = Run(plan)
     proto = cls()
     proto._fz = run

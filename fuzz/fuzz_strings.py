@@ -13,7 +13,7 @@ from struct import calcsize
 
 from twisted.internet.testing import StringTransport
 
-from twins import TWINS, Boom, Script, compare, main, outcome
+from twins import TWINS, Boom, Script, changes_class, compare, main, outcome, subclass
 
 from txframe import basic
 
@@ -54,6 +54,14 @@ class Sink(Recording):
     def __init__(self, framer):
         self.framer = framer
         self.transport = StringTransport()
+
+    # the framer's paused attribute stands for the protocol's producer calls
+    def pauseProducing(self):
+        self.framer.paused = True
+
+    def resumeProducing(self):
+        self.framer.paused = False
+        return self.framer.feed(self, b"")
 
 
 def bound(base, strings):
@@ -132,17 +140,13 @@ def feed(run, proto, data):
 
 def play(classes, script):
     kind, framer_level, namespace, plan, steps = script
+    fresh = changes_class(plan, steps)
     if framer_level:
         framer = classes["PrefixFramer" if kind == "prefix" else "NetstringFramer"]()
-        cls = type("Fuzzed", (Sink,), dict(namespace))
-        proto = cls(framer)
-        # the framer's paused attribute stands for the protocol's producer calls
-        cls.pauseProducing = lambda self: setattr(framer, "paused", True)
-        cls.resumeProducing = lambda self: (setattr(framer, "paused", False),
-                                            framer.feed(self, b""))[1]
+        proto = subclass(Sink, namespace, fresh)(framer)
     else:
         framer = None
-        cls = type("Fuzzed", (classes[kind],), dict(namespace))
+        cls = subclass(classes[kind], namespace, fresh)
         proto = cls()
         proto.makeConnection(StringTransport())
     run = Run(plan, framer)

@@ -15,15 +15,16 @@ import sys
 
 import atheris
 
-# Coverage of the pure twins guides the fuzzer too (the compiled ones are instrumented
-# by the compiler: fuzz/build.sh).
-with atheris.instrument_imports(include=["txframe"]):
-    from txframe import amp, basic, framing  # noqa: F401  (the protocols and the switch)
+from txframe import amp, basic, framing  # noqa: F401  (the protocols and the switch)
 
-    PURE = {name: importlib.import_module(f"txframe._{name}_py")
-            for name in ("lines", "strings", "boxes", "listing")}
-COMPILED = {name: importlib.import_module(f"txframe._{name}_c")
-            for name in ("lines", "strings", "boxes", "listing")}
+# Coverage of the pure twins guides the fuzzer too (the compiled ones are instrumented
+# by the compiler: fuzz/build.sh). The protocols both share are not traced: cheaper.
+NAMES = ("lines", "strings", "boxes", "listing")
+for name in NAMES:  # imported by the protocols above: import them again, traced
+    sys.modules.pop(f"txframe._{name}_py", None)
+with atheris.instrument_imports(include=[f"txframe._{name}_py" for name in NAMES]):
+    PURE = {name: importlib.import_module(f"txframe._{name}_py") for name in NAMES}
+COMPILED = {name: importlib.import_module(f"txframe._{name}_c") for name in NAMES}
 
 if framing.implementation != "compiled":
     sys.exit("fuzz: txframe's compiled framers did not load (run fuzz/build.sh)")
@@ -67,6 +68,26 @@ class Script:
         for _ in range(self.fdp.ConsumeIntInRange(0, most)):
             plan[self.fdp.ConsumeIntInRange(0, 15)] = (self.pick(kinds), self.bytes(12))
         return plan
+
+
+_CLASSES: dict = {}
+
+
+def subclass(base, namespace, fresh):
+    """A subclass of *base* with *namespace*: a new one if the script changes it (or
+    its settings) mid-stream, else one made once (making classes is slow)."""
+    if fresh:
+        return type("Fuzzed", (base,), dict(namespace))
+    key = (base, tuple(namespace.items()))
+    made = _CLASSES.get(key)
+    if made is None:
+        made = _CLASSES[key] = type("Fuzzed", (base,), dict(namespace))
+    return made
+
+
+def changes_class(plan, steps) -> bool:
+    """Whether a script's actions change the protocol class."""
+    return any(action.startswith("class") for action, _ in [*plan.values(), *steps])
 
 
 class Divergence(AssertionError):
