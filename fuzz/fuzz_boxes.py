@@ -155,19 +155,19 @@ def play(twin, script):
     boxes = twin["boxes"]
     run.events.append(("decode_boxes", outcome(boxes.decode_boxes, wire)))
     run.events.append(("encode_box", outcome(boxes.encode_box, box)))
-    encoded = outcome(lambda: build(twin, spec).encode(objects, None, tag))
+    made = build(twin, spec)
+    encoded = outcome(made.encode, objects, None, tag)
     run.events.append(("Schema.encode", encoded))
     if encoded[0] == "returned":
         decoded = boxes.decode_boxes(encoded[1])
         for b in decoded[:1]:
-            run.events.append(("Schema.decode", repr(outcome(build(twin, spec).decode, b, None))))
+            run.events.append(("Schema.decode", repr(outcome(made.decode, b, None))))
     try:
         mine = boxes.decode_boxes(wire)
     except Exception:
         mine = []
     for b in mine[:2]:
-        run.events.append(("Schema.decode wire",
-                           repr(outcome(build(twin, spec).decode, b, None))))
+        run.events.append(("Schema.decode wire", repr(outcome(made.decode, b, None))))
     return run.events
 
 
