@@ -45,7 +45,7 @@ NAMES = ["file.txt", "\udcff\udc80", "caf\u00e9", "\u65e5\u672c", b"raw\xff", b"
 NUMBERS = [0, 1, 4096, -1, 2**63, 2**70, -(2**70), 1.5, float("nan"), float("inf"), True,
            "12", None, 10**15, 2**31 - 1]
 TIMES = [0, NOW, NOW - 86400 * 400, -1, 1e11, -1e11, 2**63, float("nan"), float("inf"),
-         1.5, "0", None, NOW + 86400 * 365, 253402300799, 253402300800]
+         1.5, "0", NOW + 86400 * 365, 253402300799, 253402300800]  # (None: now)
 OWNERS = ["alice", "averyveryverylongname", "", "\u00e9l\u00e8ve", "\u65e5\u672c\u8a9e",
           b"bytes", None, 5, "x" * 9]
 SAID = ["rwxr-xr-x", "", "r" * 20, b"rwx", None, 7, "\u00e9", Boom("shorthand")]
