@@ -26,9 +26,10 @@ run_target() {
     local target="$1"
     mkdir -p "$WORK/corpus/$target"
     # -max_len keeps the scripts short (they are plans, not payloads); -timeout and
-    # -rss_limit_mb turn a hang or a memory blow-up into a failure.
+    # -rss_limit_mb turn a hang or a memory blow-up into a failure (the timeout is
+    # generous: on a busy machine a niced run may stall for seconds).
     (cd "$HERE" && "$FUZZ_PY" "fuzz_$target.py" -max_total_time="$SECONDS_EACH" \
-        -max_len=512 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+        -max_len=512 -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix="$WORK/artifacts/$target-" ${FUZZ_FLAGS:-} \
         "$WORK/corpus/$target" $(ls -d "$HERE/corpus/$target" 2>/dev/null)) \
         >"$WORK/logs/$target.log" 2>&1
