@@ -42,3 +42,4 @@ else
     bash "$ROOT/ci/dist.sh"
 fi
 [ $# -gt 0 ] || bash "$ROOT/ci/versions.sh"  # every CPython 3.10+ here, compiled
+[ $# -gt 0 ] || bash "$ROOT/fuzz/smoke.sh"  # the differential fuzzers, briefly (not in narrowed runs)

@@ -355,6 +355,21 @@ def test_bad_delimiters(impl, line_only):
     assert sink.lines == [b"a", b"b"]
 
 
+def test_equal_bytearray_delimiter_from_a_callback_is_refused(impl, line_only):
+    """A bytearray equal to the delimiter, switched in while split lines wait, is the
+    documented TypeError too (the pure framer took it before issue 16)."""
+    framer = impl.LineFramer(line_only)
+    sink = Sink()
+    sink.on_line = lambda line: setattr(sink, "delimiter", bytearray(b"\r\n"))
+    with pytest.raises(TypeError, match="delimiter must be bytes"):
+        framer.feed(sink, b"a\r\nb\r\nc\r\n")
+    assert sink.lines == [b"a"]
+    sink.delimiter = b"\r\n"
+    sink.on_line = None
+    framer.feed(sink, b"")
+    assert sink.lines == [b"a", b"b", b"c"]
+
+
 # ---------------------------------------------------------------------------
 # Return values, too-long lines, exceptions
 # ---------------------------------------------------------------------------

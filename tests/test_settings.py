@@ -8,6 +8,7 @@ and that every way of setting them reaches the framer from the next line on.
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 
 import pytest
@@ -88,6 +89,34 @@ def test_deleting_instance_value_restores_class_value(base):
     del proto.delimiter
     proto.dataReceived(b"\nc\r\n")
     assert proto.lines == [b"a", b"b\nc"]
+
+
+def test_deleting_without_own_value_says_what_python_says(base):
+    proto = connect(recorder(base))
+
+    class Plain:
+        delimiter = b"\r\n"
+
+    with pytest.raises(AttributeError) as plain:
+        del Plain().delimiter
+    with pytest.raises(AttributeError) as ours:
+        del proto.delimiter
+    assert "delimiter" in str(ours.value)
+    if sys.version_info >= (3, 11):  # 3.10 says only the name
+        assert str(ours.value) == str(plain.value).replace("Plain", type(proto).__name__)
+    assert proto.delimiter == b"\r\n"
+
+
+def test_invalid_class_delimiter_keeps_the_chunk(impl):
+    """An empty delimiter is a ValueError, and the chunk is kept for when it is fixed
+    (the compiled LineReceiver lost it before issue 16; Twisted buffers silently)."""
+    cls = recorder(impl.LineReceiver, delimiter=b"")
+    proto = connect(cls)
+    with pytest.raises(ValueError, match="delimiter"):
+        proto.dataReceived(b"a\r\nb")
+    cls.delimiter = b"\r\n"
+    proto.dataReceived(b"\r\nc")
+    assert proto.lines == [b"a", b"b"]
 
 
 def test_class_changed_after_creation(base):

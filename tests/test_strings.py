@@ -732,6 +732,24 @@ def test_struct_format_change_between_calls_matches_twisted(impl):
     assert results[1] == results[0] == ([("string", b"a"), ("string", b"bc"), ("string", b"d")], b"")
 
 
+@pytest.mark.parametrize("fmt,prefix", [("!HH", 4), ("!BB", 2), ("!", 0)])
+def test_struct_format_not_one_value_matches_twisted(impl, fmt, prefix):
+    """A structFormat that does not unpack to exactly one value: Twisted's
+    ``length, = unpack(...)`` raises ValueError (the compiled framer used the first
+    field, or raised IndexError, before issue 16)."""
+    results = []
+    for module in (twisted_basic, impl):
+        cls = recorder(type("Odd", (module.IntNStringReceiver,), {"structFormat": fmt, "prefixLength": prefix}))
+        proto, _ = connect(cls)
+        try:
+            proto.dataReceived(b"\x00\x02\x00\x02abcd")
+            outcome = "returned"
+        except Exception as error:
+            outcome = type(error).__name__
+        results.append((outcome, proto.events))
+    assert results[1] == results[0] == ("ValueError", [])
+
+
 @pytest.mark.parametrize("fmt,prefix", [("!H", 4), ("!I", 2)])
 def test_prefix_length_not_matching_struct_format_matches_twisted(impl, fmt, prefix):
     """A misconfigured prefixLength: Twisted unpacks exactly prefixLength bytes, which
@@ -1425,3 +1443,27 @@ def test_prefix_framer_splits_any_chunking(impl, strings, fmt, sizes):
         framer.feed(sink, piece)
     assert sink.events == [("string", s) for s in strings]
     assert framer.buffered() == pack(fmt, 1)
+
+
+@pytest.mark.parametrize("call", ["clear", "reset", "disregard"])
+@pytest.mark.parametrize("fmt", ["!H", "<H"])  # the fast path and struct's
+def test_prefix_framer_emptied_in_length_limit_exceeded(impl, call, fmt):
+    """clear(), reset() or disregard() from lengthLimitExceeded take the prefix with
+    them: nothing more is skipped, and what arrives next is a new string (issue 16:
+    the compiled framer stepped its read offset past the end, then crashed)."""
+    framer = impl.PrefixFramer()
+    sink = Sink(framer)
+    sink.structFormat, sink.MAX_LENGTH = fmt, 3
+
+    def exceeded(length):
+        sink.events.append(("exceeded", length))
+        getattr(framer, call)()
+
+    sink.lengthLimitExceeded = exceeded
+    framer.feed(sink, pack(fmt, 10) + b"0123")
+    assert framer.buffered() == b""
+    framer.feed(sink, frame(b"z", fmt) + pack(fmt, 1))
+    framer.feed(sink, b"y")
+    strings = [] if call == "disregard" else [("string", b"z"), ("string", b"y")]
+    assert sink.events == [("exceeded", 10)] + strings
+    assert framer.buffered() == b""

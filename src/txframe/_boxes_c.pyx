@@ -17,7 +17,7 @@ from txframe._strings_c cimport StringFramer
 
 from txframe._boxes_py import (
     BOOLEAN, BOXES, EMPTY_KEY, FLOAT, INTEGER, LIST, METHOD, PAIR_OVERHEAD as _OVERHEAD,
-    STRING, UNICODE, FieldTooLong, _split_list,
+    STRING, UNICODE, FieldTooLong, _split_list, encode_box as encode_box_checked,
 )
 
 import struct
@@ -311,17 +311,22 @@ def encode_box(box, too_long=FieldTooLong):
     cdef _Pairs pairs = _Pairs(len(box))
     cdef bint views = False
     items = box.items() if not isinstance(box, dict) else None
-    if items is None:
-        while PyDict_Next(box, &position, &key, &value):
-            views |= isinstance(<object>key, memoryview)
-            pairs.add(<object>key if PyBytes_Check(<object>key) else as_field(<object>key, None),
-                      <object>value)
-    else:
-        for k, v in list(items):
-            views |= isinstance(k, memoryview)
-            pairs.add(k if PyBytes_Check(k) else as_field(k, None), v)
-    if views and pairs.count > 1:  # as sorting them fails in Twisted
-        raise TypeError("memoryview keys cannot be sorted")
+    try:
+        if items is None:
+            while PyDict_Next(box, &position, &key, &value):
+                views |= isinstance(<object>key, memoryview)
+                pairs.add(<object>key if PyBytes_Check(<object>key)
+                          else as_field(<object>key, None), <object>value)
+        else:
+            for k, v in list(items):
+                views |= isinstance(k, memoryview)
+                pairs.add(k if PyBytes_Check(k) else as_field(k, None), v)
+        if views and pairs.count > 1:  # sorting them fails in Twisted
+            raise TypeError("memoryview keys cannot be sorted")
+    except TypeError:
+        # A key that is not bytes: which error, and its words, depend on sorting
+        # (as in Twisted): the pure encoder says it as they do.
+        return encode_box_checked(box, too_long)
     pairs.sort()
     return pairs.write(too_long, True)
 

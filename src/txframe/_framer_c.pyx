@@ -149,7 +149,8 @@ cdef class Setting:
         try:
             del obj.__dict__[self.name]
         except KeyError:
-            raise AttributeError(self.name) from None
+            raise AttributeError(  # Python's words for a plain attribute
+                f"'{type(obj).__name__}' object has no attribute '{self.name}'") from None
         self._notify(obj)
 
     def __repr__(self):

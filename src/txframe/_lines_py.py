@@ -200,8 +200,8 @@ def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
         if lines is not None:  # lines split earlier: still on the same delimiter?
             delimiter = sink.delimiter
             if delimiter is not framer._delim:
-                if delimiter == framer._delim:
-                    framer._delim = delimiter
+                if delimiter == framer._delim:  # (a bytearray is equal, and refused)
+                    framer._delim = check_delimiter(delimiter)
                 else:  # re-split what is left on the new one
                     framer._tail = framer.clear()
                     lines = None

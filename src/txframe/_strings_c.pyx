@@ -72,7 +72,7 @@ cdef class PrefixFramer(StringFramer):
     cdef object _limit  # MAX_LENGTH, for lengths the fast paths cannot hold
     cdef Py_ssize_t _longest  # the longest string allowed, from MAX_LENGTH
     cdef unsigned long long _skip  # bytes of a too-long string still to drop
-    cdef bint _replaced  # the buffer was replaced (recvd assigned) in a callback
+    cdef bint _replaced  # a callback replaced or emptied the buffer (recvd, clear...)
 
     def __cinit__(self):
         self._stale = True
@@ -106,6 +106,12 @@ cdef class PrefixFramer(StringFramer):
         Framer._replace(self, data)
         self._replaced = True
         return 0
+
+    cdef bytes _take_all(self):
+        # clear(), reset() and disregard() too: the prefix _too_long would step over
+        # is gone (and with it the offset it would step from).
+        self._replaced = True
+        return Framer._take_all(self)
 
     cdef int _restart(self) except -1:
         self._skip = 0
@@ -146,8 +152,8 @@ cdef class PrefixFramer(StringFramer):
                         continue
                     return 0
             else:
-                declared_length = self._unpack(
-                    PyBytes_FromStringAndSize(self._data + start, self._prefix))[0]
+                (declared_length,) = self._unpack(  # as Twisted: exactly one value
+                    PyBytes_FromStringAndSize(self._data + start, self._prefix))
                 if declared_length < 0 or declared_length > self._limit:
                     if self._too_long(sink, declared_length):
                         continue

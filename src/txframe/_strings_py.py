@@ -135,11 +135,16 @@ class PrefixFramer(_Buffer):
     def __init__(self) -> None:
         super().__init__()
         self._skip = 0  # bytes of a too-long string still to drop
-        self._replaced = False  # the buffer was replaced in a callback
+        self._replaced = False  # a callback replaced or emptied the buffer
 
     def replace(self, data: Any) -> None:
         super().replace(data)
         self._replaced = True
+
+    def clear(self) -> bytes:
+        # reset() and disregard() too: the prefix _too_long would step over is gone.
+        self._replaced = True
+        return super().clear()
 
     def _restart(self) -> None:
         self._skip = 0
