@@ -1,7 +1,8 @@
 """``txframe serve-map`` serving Redis maps to the real client, Postfix's ``postmap -q``
 (tcp_table and socketmap), the maps loaded by ``txframe map-load``: both layouts and
 both modes, a change seen within the bound, Redis killed (TEMP/400, never "not found";
-/health says so) and restarted (served again within seconds)."""
+/health says so) and restarted (served again within seconds); the same over TLS
+(``rediss://``, a Redis listening on TLS only, the CA given as ``ssl_ca_certs``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "peers"))
-from redis_peer import RedisNode, require_redis  # noqa: E402
+from redis_peer import RedisNode, make_tls, require_redis  # noqa: E402
 
 pytestmark = pytest.mark.peer
 
@@ -147,3 +148,82 @@ def test_bad_redis_map_at_start(tmp_path: Path) -> None:
         status, stderr = harness.run_to_end(tmp_path, "--tcp", "127.0.0.1:0", spec)
         assert status != 0 and words in stderr, (spec, stderr)
         assert "Traceback" not in stderr
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+def map_load(node: RedisNode, url: str, mapfile: Path, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "txframe", "map-load", str(mapfile), "--redis", url,
+         "--keep-old", "0", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def tls_node(tmp_path: Path):
+    require_redis()
+    tls = make_tls(tmp_path / "tls")
+    node = RedisNode(tmp_path / "redis", tls=tls).start()
+    try:
+        yield node, f"{node.url}/0?ssl_ca_certs={tls.ca}"
+    finally:
+        node.kill()
+
+
+def test_postmap_over_rediss(tls_node, postmap, tmp_path: Path) -> None:
+    node, url = tls_node
+    mapfile = harness.write_map(tmp_path / "virtual", ENTRIES)
+    map_load(node, url, mapfile, "--hash", "virtual")
+    served = harness.start(
+        tmp_path, "--tcp", "snap=127.0.0.1:0", "--tcp", "look=127.0.0.1:0",
+        "--socketmap", "127.0.0.1:0",
+        f"snap={url}&hash=virtual&mode=snapshot&deadline=1", f"look={url}&hash=virtual&deadline=1",
+    )
+    try:
+        for name in ("snap", "look"):
+            for tcp in (True, False):
+                for key, value in ENTRIES.items():
+                    assert query(postmap, served, name, key, tcp) == (0, value), (name, tcp, key)
+                assert query(postmap, served, name, "nobody@example.com", tcp) == (1, "")
+        assert harness.http_get(served.metrics_port, "/health")[0] == 200
+        assert served.value("txframe_map_cache_hits_total", map="look") >= len(ENTRIES)
+        # invalidation by client tracking over the TLS push connection (the cached
+        # value lives 300 s otherwise); the snapshot reloads on the same message
+        node.cli("HSET", "virtual", "alice@example.com", "moved over TLS")
+        harness.wait_for(lambda: query(postmap, served, "look", "alice@example.com", True)
+                         == (0, "moved over TLS"), 1.0, "the lookup-mode change within 1 s")
+        harness.wait_for(lambda: query(postmap, served, "snap", "alice@example.com", False)
+                         == (0, "moved over TLS"), 2.0, "the snapshot change within 2 s")
+        # the push connections (RESP3, tracking in BCAST mode) are TLS ones: Redis
+        # listens on nothing else
+        clients = [dict(field.split("=", 1) for field in line.split())
+                   for line in node.cli("CLIENT", "LIST").splitlines() if line]
+        tracking = [c for c in clients if "t" in c["flags"] and "B" in c["flags"] and c["resp"] == "3"]
+        assert len(tracking) == 2, clients
+    finally:
+        served.stop()
+
+
+def test_rediss_bad_trust_is_one_line(tls_node, tmp_path: Path) -> None:
+    node, url = tls_node
+    base = url.partition("?")[0]
+    other = make_tls(tmp_path / "other", "other")
+    plain = base.replace("rediss://", "redis://")
+    for spec, words in [
+        # a CA that did not sign the server's certificate
+        (f"m={base}?ssl_ca_certs={other.ca}&hash=virtual&deadline=1",
+         (f"map m: cannot use Redis at {base}?ssl_ca_certs={other.ca}: ConnectionError: ",
+          "certificate verify failed")),
+        # the system's CAs do not know ours either
+        (f"m={base}?hash=virtual&mode=snapshot&deadline=1",
+         (f"cannot use Redis at {base}: ", "certificate verify failed")),
+        (f"m={base}?ssl_ca_certs={tmp_path}/none.pem&hash=virtual&deadline=1",
+         (f"ssl_ca_certs: no file {tmp_path}/none.pem",)),
+        (f"m={plain}?ssl_ca_certs={other.ca}&hash=virtual", ("ssl_ca_certs needs rediss://",)),
+        # plain Redis protocol against a TLS-only port
+        (f"m={plain}?hash=virtual&deadline=1", (f"cannot use Redis at {plain}: ConnectionError",)),
+    ]:
+        status, stderr = harness.run_to_end(tmp_path, "--tcp", "127.0.0.1:0", spec)
+        assert status == 1 and all(w in stderr for w in words), (spec, stderr)
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr

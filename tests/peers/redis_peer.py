@@ -1,6 +1,6 @@
-"""Real Redis servers for the tests: single nodes, a replica with Sentinels, a
-Cluster, each started from Debian's redis-server on free loopback ports in a temporary
-directory, killed and restarted at will."""
+"""Real Redis servers for the tests: single nodes (plain or TLS), a replica with
+Sentinels, a Cluster, each started from Debian's redis-server on free loopback ports in
+a temporary directory, killed and restarted at will."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,64 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class TLSFiles:
+    """PEM files: a CA and a certificate it signed (with its key) for 127.0.0.1."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(directory: Path, name: str = "test") -> TLSFiles:
+    """A new CA (called *name*) and a server certificate for 127.0.0.1 signed by it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = TLSFiles(directory / f"{name}-ca.pem", directory / f"{name}-server.pem",
+                     directory / f"{name}-server.key")
+    pem = serialization.Encoding.PEM
+    files.ca.write_bytes(certificate(f"{name} CA", ca_key, f"{name} CA", ca_key, True).public_bytes(pem))
+    files.cert.write_bytes(certificate("127.0.0.1", key, f"{name} CA", ca_key, False).public_bytes(pem))
+    files.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    return files
+
+
 class RedisNode:
-    """One redis-server process (or redis-sentinel, with ``sentinel=True``)."""
+    """One redis-server process (or redis-sentinel, with ``sentinel=True``); with *tls*,
+    it listens on TLS only (its port is the TLS port; clients show no certificate)."""
 
     def __init__(self, directory: Path, *, port: int | None = None, args: tuple[str, ...] = (),
                  sentinel_conf: str | None = None, host: str = "127.0.0.1",
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, tls: TLSFiles | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -49,11 +102,12 @@ class RedisNode:
         self.args = args
         self.sentinel_conf = sentinel_conf
         self.netns = netns
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}"
 
     def start(self) -> "RedisNode":
         if self.sentinel_conf is not None:
@@ -63,8 +117,13 @@ class RedisNode:
             cmd = [REDIS_SERVER, str(conf), "--sentinel"]
         else:
             cmd = [REDIS_SERVER]
-        cmd += ["--port", str(self.port), "--bind", self.host, "--dir", str(self.dir),
-                "--protected-mode", "no", *self.args]
+        if self.tls:  # no plain port
+            cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
+                    "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
+                    "--tls-auth-clients", "no"]
+        else:
+            cmd += ["--port", str(self.port)]
+        cmd += ["--bind", self.host, "--dir", str(self.dir), "--protected-mode", "no", *self.args]
         if self.sentinel_conf is None:
             cmd += ["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]
         if self.netns:
@@ -82,7 +141,10 @@ class RedisNode:
         raise RuntimeError("redis did not start")
 
     def cli(self, *args: str, check: bool = True) -> str:
-        cmd = [REDIS_CLI, "-h", self.host, "-p", str(self.port), *args]
+        cmd = [REDIS_CLI, "-h", self.host, "-p", str(self.port)]
+        if self.tls:
+            cmd += ["--tls", "--cacert", str(self.tls.ca)]
+        cmd += args
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         done = subprocess.run(cmd, capture_output=True, timeout=30)

@@ -19,6 +19,7 @@ Connection URLs (credentials as in redis-py's URLs):
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,9 @@ except ImportError:  # pragma: no cover - txframe[redis] not installed
     aioredis = None  # type: ignore[assignment]
 
 SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+# TLS options naming files: checked at start, as redis-py would only say "Error 2
+# connecting to host:port. No such file or directory" (and only when connecting)
+TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 class RedisURLError(ValueError):
@@ -151,7 +155,10 @@ def parse_url(url: str) -> Target:
             raise RedisURLError(f"bad Redis URL {_safe(url)!r}: no host")
         if scheme == "unix" and not single.get("path"):
             raise RedisURLError(f"bad Redis URL {_safe(url)!r}: no socket path")
-        return Target(_safe(url), "single", kwargs=single)
+        tls_options = sorted(name for name in single if name.startswith("ssl_"))
+        if tls_options and scheme != "rediss":  # redis-py: "unexpected keyword argument"
+            raise RedisURLError(f"bad Redis URL {_safe(url)!r}: {tls_options[0]} needs rediss://")
+        return Target(_safe(url), "single", kwargs=_check_files(url, single))
     # Several hosts in the netloc: urlsplit cannot read the port(s) itself.
     userinfo, _, hosts = parts.netloc.rpartition("@")
     nodes = []
@@ -177,7 +184,14 @@ def parse_url(url: str) -> Target:
             )
         if len(path) == 2:
             kwargs["db"] = int(path[1])
-        return Target(_safe(url), "sentinel", nodes, path[0], kwargs)
+        return Target(_safe(url), "sentinel", nodes, path[0], _check_files(url, kwargs))
     if path:
         raise RedisURLError(f"bad Redis URL {_safe(url)!r}: a cluster has no database number")
-    return Target(_safe(url), "cluster", nodes, kwargs=kwargs)
+    return Target(_safe(url), "cluster", nodes, kwargs=_check_files(url, kwargs))
+
+
+def _check_files(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    for name in TLS_FILES:
+        if kwargs.get(name) and not os.path.isfile(kwargs[name]):
+            raise RedisURLError(f"bad Redis URL {_safe(url)!r}: {name}: no file {kwargs[name]}")
+    return kwargs

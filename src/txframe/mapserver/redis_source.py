@@ -139,7 +139,8 @@ class RedisMapOptions:
                 theirs.append((option, value))
         # the URL as written, less our options (urlunsplit would turn unix:///p into unix:/p)
         base = url.partition("?")[0]
-        ours["url"] = base + ("?" + urllib.parse.urlencode(theirs) if theirs else "")
+        # (paths, as in ssl_ca_certs=/etc/..., stay readable in messages)
+        ours["url"] = base + ("?" + urllib.parse.urlencode(theirs, safe="/") if theirs else "")
         return cls.from_mapping(name, ours)
 
     def check(self) -> None:
