@@ -174,6 +174,7 @@ cdef class Setting:
                 (<Framer>framer)._mine[self.name] = own
 
 
+@cython.auto_pickle(False)  # a framer mid-stream is not a value to pickle
 cdef class Framer:
     """Base of the compiled framers: the buffer and the settings bookkeeping."""
 

@@ -23,6 +23,7 @@ MISSING_LENGTH = "The received netstring does not start with a length specificat
 MISSING_COMMA = "The received netstring is not terminated by a comma."
 
 
+@cython.auto_pickle(False)  # a framer mid-stream is not a value to pickle
 cdef class StringFramer(Framer):
     """What the string (and box) framers share: the feed, around each one's _deliver."""
 
