@@ -22,11 +22,17 @@ import math
 
 cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
+    int PY_VERSION_HEX
+
+# Before 3.11 a call from Python code to a Python function cost as much as one from C.
+cdef bint PYTHON_LOOP = PY_VERSION_HEX >= 0x030B0000
 
 
 cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
                             const char* delim, Py_ssize_t dlen) noexcept nogil:
     """Offset of the first *delim* in buf[start:end], or -1."""
+    if end - start < dlen:  # also: buf may be NULL when empty
+        return -1
     cdef const char* p = buf + start
     cdef const char* last = buf + end - dlen  # the last place a match can begin
     cdef char first = delim[0]
@@ -85,6 +91,7 @@ cdef class LineFramer(Framer):
     cdef Py_ssize_t _partial_min  # an unterminated buffer this long is too long
     cdef readonly bint line_only
     cdef bint _line_mode
+    cdef object _result  # (line_only) what the call delivering returns, so far
 
     def __cinit__(self, bint line_only=False):
         self.line_only = line_only
@@ -157,14 +164,96 @@ cdef class LineFramer(Framer):
         self._busy = True
         self._stale = True  # a class may have changed since the last call
         try:
+            if self.line_only:
+                return self._deliver_lines_only(sink, transport)
             return self._deliver(sink, transport)
         finally:
             self._busy = False
+            self._result = None
             self._settle()
 
+    cdef object _deliver_lines_only(self, sink, transport):
+        """LineOnlyReceiver's loop: what _next_line finds to lineReceived."""
+        cdef Lines lines
+        cdef bytes delim
+        while True:
+            line = self._next_line(sink, transport)
+            if line is None:
+                return self._result
+            delim = self._delim
+            if PYTHON_LOOP and find(self._data, self._start, self._end,
+                                    PyBytes_AS_STRING(delim), PyBytes_GET_SIZE(delim)) >= 0:
+                # More lines are here already: a loop in Python delivers them (see
+                # _lines_loop), for less than these calls from C would cost.
+                lines = Lines.__new__(Lines)
+                lines._framer = self
+                lines._sink = sink
+                lines._transport = transport
+                lines._first = line
+                deliver_lines(sink, lines, transport)
+                if lines._error is not None:
+                    raise lines._error
+                return self._result
+            sink.lineReceived(line)
+            if transport is not None and transport.disconnecting:
+                return self._result
+
+    cdef inline object _whole_line(self):
+        """The next line, if _next_line would give it without calling back (no
+        settings to read, not too long); else None, and nothing changes."""
+        cdef bytes delim
+        cdef Py_ssize_t dlen, pos, start = self._start
+        if self._paused or self._stale or not self._line_mode:
+            return None
+        delim = self._delim
+        dlen = PyBytes_GET_SIZE(delim)
+        pos = find(self._data, max(self._scan, start), self._end, PyBytes_AS_STRING(delim), dlen)
+        if pos < 0 or pos - start > self._line_max:
+            return None
+        line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+        self._start = self._scan = pos + dlen
+        return line
+
+    cdef object _next_line(self, sink, transport):
+        """(line_only) The next line for lineReceived, or None when this call delivers
+        no more; what the call returns is kept in _result meanwhile."""
+        cdef object why
+        cdef object line
+        cdef bytes delim
+        cdef Py_ssize_t dlen, pos, start
+        while not self._paused:
+            start = self._start
+            if start == self._end:
+                return None
+            if not self._line_mode:
+                why = sink.rawDataReceived(self._take_all())
+                if why is not None and why:
+                    self._result = why
+                    return None
+                continue
+            if self._stale:
+                self._refresh(sink)
+            delim = self._delim
+            dlen = PyBytes_GET_SIZE(delim)
+            pos = find(self._data, max(self._scan, start), self._end,
+                       PyBytes_AS_STRING(delim), dlen)
+            if pos < 0:
+                if self._end - start >= self._partial_min:
+                    self._result = sink.lineLengthExceeded(self._take_all())
+                else:
+                    self._scan = max(self._end - dlen + 1, start)
+                return None
+            line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+            self._start = self._scan = pos + dlen
+            if pos - start <= self._line_max:
+                return line
+            self._result = sink.lineLengthExceeded(line)
+            if transport is not None and transport.disconnecting:
+                return None
+        return None
+
     cdef object _deliver(self, sink, transport):
-        cdef bint line_only = self.line_only
-        cdef object result = None  # LineOnlyReceiver: the last lineLengthExceeded's
+        """LineReceiver's loop."""
         cdef object why = None
         cdef object line
         cdef bytes delim
@@ -172,7 +261,7 @@ cdef class LineFramer(Framer):
         while not self._paused:
             start = self._start
             if start == self._end:
-                return result
+                return None
             if not self._line_mode:
                 why = sink.rawDataReceived(self._take_all())
                 if why is not None and why:
@@ -188,22 +277,48 @@ cdef class LineFramer(Framer):
                 if self._end - start >= self._partial_min:
                     return sink.lineLengthExceeded(self._take_all())
                 self._scan = max(self._end - dlen + 1, start)
-                return result
+                return None
             if pos - start > self._line_max:
-                if not line_only:
-                    return sink.lineLengthExceeded(self._take_all())
-                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-                self._start = self._scan = pos + dlen
-                result = sink.lineLengthExceeded(line)
-            else:
-                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-                self._start = self._scan = pos + dlen
-                why = sink.lineReceived(line)
-                if why is not None and not line_only and why:
-                    return why
+                return sink.lineLengthExceeded(self._take_all())
+            line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+            self._start = self._scan = pos + dlen
+            why = sink.lineReceived(line)
+            if why is not None and why:
+                return why
             if transport is not None and transport.disconnecting:
-                return result if line_only else why
-        return result
+                return why
+        return None
+
+
+@cython.final
+cdef class Lines:
+    """The lines of one dataReceived call of a LineOnlyReceiver, for deliver_lines:
+    the first (found already), then each as the framer finds it."""
+
+    cdef LineFramer _framer
+    cdef object _sink
+    cdef object _transport
+    cdef object _first
+    cdef object _error  # raised by a callback of the framer's, for _deliver_lines_only
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self._first
+        if line is not None:
+            self._first = None
+            return line
+        line = self._framer._whole_line()
+        if line is None:
+            try:
+                line = self._framer._next_line(self._sink, self._transport)
+            except BaseException as error:  # a StopIteration too: it must not end the loop
+                self._error = error
+                line = None
+        if line is None:
+            raise StopIteration
+        return line
 
 
 def data_received(self, data):
@@ -229,3 +344,6 @@ def data_received(self, data):
     if framer.idle:
         self._framer = None
     return why
+
+
+from txframe._lines_loop import deliver_lines  # noqa: E402
