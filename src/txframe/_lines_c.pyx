@@ -24,15 +24,15 @@ cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
     int PY_VERSION_HEX
 
-# Before 3.11 a call from Python code to a Python function cost as much as one from C.
-cdef bint PYTHON_LOOP = PY_VERSION_HEX >= 0x030B0000
+# Whether a LineOnlyReceiver's lines go to a loop in Python (_lines_loop) when a call
+# has several: from 3.12 on, a call from C costs far more than one from Python code
+# (measured with callgrind; on 3.11 the loop only pays from ~25 lines per call).
+cdef bint PYTHON_LOOP = PY_VERSION_HEX >= 0x030C0000
 
 
 cdef inline Py_ssize_t find(const char* buf, Py_ssize_t start, Py_ssize_t end,
                             const char* delim, Py_ssize_t dlen) noexcept nogil:
-    """Offset of the first *delim* in buf[start:end], or -1."""
-    if end - start < dlen:  # also: buf may be NULL when empty
-        return -1
+    """Offset of the first *delim* in buf[start:end], or -1 (buf[start:end] not empty)."""
     cdef const char* p = buf + start
     cdef const char* last = buf + end - dlen  # the last place a match can begin
     cdef char first = delim[0]
@@ -91,7 +91,6 @@ cdef class LineFramer(Framer):
     cdef Py_ssize_t _partial_min  # an unterminated buffer this long is too long
     cdef readonly bint line_only
     cdef bint _line_mode
-    cdef object _result  # (line_only) what the call delivering returns, so far
 
     def __cinit__(self, bint line_only=False):
         self.line_only = line_only
@@ -164,96 +163,14 @@ cdef class LineFramer(Framer):
         self._busy = True
         self._stale = True  # a class may have changed since the last call
         try:
-            if self.line_only:
-                return self._deliver_lines_only(sink, transport)
             return self._deliver(sink, transport)
         finally:
             self._busy = False
-            self._result = None
             self._settle()
 
-    cdef object _deliver_lines_only(self, sink, transport):
-        """LineOnlyReceiver's loop: what _next_line finds to lineReceived."""
-        cdef Lines lines
-        cdef bytes delim
-        while True:
-            line = self._next_line(sink, transport)
-            if line is None:
-                return self._result
-            delim = self._delim
-            if PYTHON_LOOP and find(self._data, self._start, self._end,
-                                    PyBytes_AS_STRING(delim), PyBytes_GET_SIZE(delim)) >= 0:
-                # More lines are here already: a loop in Python delivers them (see
-                # _lines_loop), for less than these calls from C would cost.
-                lines = Lines.__new__(Lines)
-                lines._framer = self
-                lines._sink = sink
-                lines._transport = transport
-                lines._first = line
-                deliver_lines(sink, lines, transport)
-                if lines._error is not None:
-                    raise lines._error
-                return self._result
-            sink.lineReceived(line)
-            if transport is not None and transport.disconnecting:
-                return self._result
-
-    cdef inline object _whole_line(self):
-        """The next line, if _next_line would give it without calling back (no
-        settings to read, not too long); else None, and nothing changes."""
-        cdef bytes delim
-        cdef Py_ssize_t dlen, pos, start = self._start
-        if self._paused or self._stale or not self._line_mode:
-            return None
-        delim = self._delim
-        dlen = PyBytes_GET_SIZE(delim)
-        pos = find(self._data, max(self._scan, start), self._end, PyBytes_AS_STRING(delim), dlen)
-        if pos < 0 or pos - start > self._line_max:
-            return None
-        line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-        self._start = self._scan = pos + dlen
-        return line
-
-    cdef object _next_line(self, sink, transport):
-        """(line_only) The next line for lineReceived, or None when this call delivers
-        no more; what the call returns is kept in _result meanwhile."""
-        cdef object why
-        cdef object line
-        cdef bytes delim
-        cdef Py_ssize_t dlen, pos, start
-        while not self._paused:
-            start = self._start
-            if start == self._end:
-                return None
-            if not self._line_mode:
-                why = sink.rawDataReceived(self._take_all())
-                if why is not None and why:
-                    self._result = why
-                    return None
-                continue
-            if self._stale:
-                self._refresh(sink)
-            delim = self._delim
-            dlen = PyBytes_GET_SIZE(delim)
-            pos = find(self._data, max(self._scan, start), self._end,
-                       PyBytes_AS_STRING(delim), dlen)
-            if pos < 0:
-                if self._end - start >= self._partial_min:
-                    self._result = sink.lineLengthExceeded(self._take_all())
-                else:
-                    self._scan = max(self._end - dlen + 1, start)
-                return None
-            line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-            self._start = self._scan = pos + dlen
-            if pos - start <= self._line_max:
-                return line
-            self._result = sink.lineLengthExceeded(line)
-            if transport is not None and transport.disconnecting:
-                return None
-        return None
-
     cdef object _deliver(self, sink, transport):
-        """LineReceiver's loop."""
+        cdef bint line_only = self.line_only
+        cdef object result = None  # LineOnlyReceiver: the last lineLengthExceeded's
         cdef object why = None
         cdef object line
         cdef bytes delim
@@ -261,7 +178,7 @@ cdef class LineFramer(Framer):
         while not self._paused:
             start = self._start
             if start == self._end:
-                return None
+                return result
             if not self._line_mode:
                 why = sink.rawDataReceived(self._take_all())
                 if why is not None and why:
@@ -277,29 +194,66 @@ cdef class LineFramer(Framer):
                 if self._end - start >= self._partial_min:
                     return sink.lineLengthExceeded(self._take_all())
                 self._scan = max(self._end - dlen + 1, start)
-                return None
+                return result
             if pos - start > self._line_max:
-                return sink.lineLengthExceeded(self._take_all())
-            line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-            self._start = self._scan = pos + dlen
-            why = sink.lineReceived(line)
-            if why is not None and why:
-                return why
+                if not line_only:
+                    return sink.lineLengthExceeded(self._take_all())
+                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+                self._start = self._scan = pos + dlen
+                result = sink.lineLengthExceeded(line)
+            else:
+                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+                self._start = self._scan = pos + dlen
+                if (line_only and PYTHON_LOOP and self._end - self._start >= dlen
+                        and find(self._data, self._start, self._end, PyBytes_AS_STRING(delim), dlen) >= 0):
+                    # More lines are here: a loop in Python delivers them while they
+                    # need nothing of this loop's (see Lines), for less than calls from C.
+                    self._hand_over(sink, line, transport)
+                else:
+                    why = sink.lineReceived(line)
+                    if why is not None and not line_only and why:
+                        return why
             if transport is not None and transport.disconnecting:
-                return why
-        return None
+                return result if line_only else why
+        return result
+
+    cdef int _hand_over(self, sink, line, transport) except -1:
+        """Deliver *line* and the lines after it from Python (see Lines)."""
+        cdef Lines lines = Lines.__new__(Lines)
+        lines._framer = self
+        lines._first = line
+        deliver_lines(sink, lines, transport)
+        return 0
+
+    cdef object _whole_line(self):
+        """The next line if it needs nothing of the loop above (no settings to read,
+        not too long, not paused); else None, and nothing has changed."""
+        cdef bytes delim
+        cdef Py_ssize_t pos, start = self._start
+        if self._paused or self._stale or not self._line_mode:
+            return None
+        delim = self._delim
+        if self._end - start < PyBytes_GET_SIZE(delim):  # (_data is NULL when empty)
+            return None
+        pos = find(self._data, max(self._scan, start), self._end,
+                   PyBytes_AS_STRING(delim), PyBytes_GET_SIZE(delim))
+        if pos < 0 or pos - start > self._line_max:
+            return None
+        line = PyBytes_FromStringAndSize(self._data + start, pos - start)
+        self._start = self._scan = pos + PyBytes_GET_SIZE(delim)
+        return line
 
 
 @cython.final
 cdef class Lines:
-    """The lines of one dataReceived call of a LineOnlyReceiver, for deliver_lines:
-    the first (found already), then each as the framer finds it."""
+    """A LineOnlyReceiver's lines for ``_lines_loop.deliver_lines``: the one found,
+    then the next while they need nothing of the framer's loop (which takes over
+    again when they end: for settings to read, a line too long, the end of the data,
+    a pause). Python code calls lineReceived for well under half of what a call
+    from C costs; this is most of a LineOnlyReceiver's work per line."""
 
     cdef LineFramer _framer
-    cdef object _sink
-    cdef object _transport
     cdef object _first
-    cdef object _error  # raised by a callback of the framer's, for _deliver_lines_only
 
     def __iter__(self):
         return self
@@ -310,12 +264,6 @@ cdef class Lines:
             self._first = None
             return line
         line = self._framer._whole_line()
-        if line is None:
-            try:
-                line = self._framer._next_line(self._sink, self._transport)
-            except BaseException as error:  # a StopIteration too: it must not end the loop
-                self._error = error
-                line = None
         if line is None:
             raise StopIteration
         return line
@@ -346,4 +294,4 @@ def data_received(self, data):
     return why
 
 
-from txframe._lines_loop import deliver_lines  # noqa: E402
+from txframe._lines_loop import deliver_lines  # noqa: E402 - plain Python on purpose

@@ -1,12 +1,11 @@
 """The loop that hands a LineOnlyReceiver's lines to ``lineReceived`` when one
-``dataReceived`` call completes several (used by ``_lines_c``).
+``dataReceived`` call has several (``_lines_c`` calls it).
 
-It is Python on purpose: CPython calls a Python method from its own bytecode (a
-specialised call, no new C frame) for well under half of what the same call costs
-from C, and reads ``transport.disconnecting`` the same way. That is most of the work
-per line of a LineOnlyReceiver; the framer finds the lines and does everything else.
-Entering this function costs about what two calls from C do, so the framer calls it
-only when a second line is already there.
+It is Python on purpose: from 3.11 on, CPython calls a Python method from its own
+bytecode (a specialised call, no new C frame) for well under half of what the same
+call costs from C, and reads ``transport.disconnecting`` the same way. That is most
+of a LineOnlyReceiver's work per line; the framer finds the lines and, when they
+need more than that (settings to read, a line too long, a pause), takes over again.
 """
 
 from __future__ import annotations
