@@ -207,7 +207,7 @@ cdef class LineFramer(Framer):
                 if (line_only and PYTHON_LOOP and self._end - self._start >= dlen
                         and find(self._data, self._start, self._end, PyBytes_AS_STRING(delim), dlen) >= 0):
                     # More lines are here: a loop in Python delivers them while they
-                    # need nothing of this loop's (see Lines), for less than calls from C.
+                    # need nothing of this loop's (see _Lines), for less than calls from C.
                     self._hand_over(sink, line, transport)
                 else:
                     why = sink.lineReceived(line)
@@ -218,8 +218,8 @@ cdef class LineFramer(Framer):
         return result
 
     cdef int _hand_over(self, sink, line, transport) except -1:
-        """Deliver *line* and the lines after it from Python (see Lines)."""
-        cdef Lines lines = Lines.__new__(Lines)
+        """Deliver *line* and the lines after it from Python (see _Lines)."""
+        cdef _Lines lines = _Lines.__new__(_Lines)
         lines._framer = self
         lines._first = line
         deliver_lines(sink, lines, transport)
@@ -245,7 +245,7 @@ cdef class LineFramer(Framer):
 
 
 @cython.final
-cdef class Lines:
+cdef class _Lines:
     """A LineOnlyReceiver's lines for ``_lines_loop.deliver_lines``: the one found,
     then the next while they need nothing of the framer's loop (which takes over
     again when they end: for settings to read, a line too long, the end of the data,
