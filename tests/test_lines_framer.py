@@ -370,6 +370,19 @@ def test_equal_bytearray_delimiter_from_a_callback_is_refused(impl, line_only):
     assert sink.lines == [b"a", b"b", b"c"]
 
 
+def test_invalid_delimiter_from_the_last_line_raises_when_it_is_needed(impl, line_only):
+    """An invalid delimiter set by the callback of the buffer's last line raises when the
+    framer next needs it (the next data), in both twins: found by the lines fuzzer,
+    where the pure twin raised from the same call and the compiled one from the next."""
+    framer = impl.LineFramer(line_only)
+    sink = Sink()
+    sink.on_line = lambda line: setattr(sink, "delimiter", bytearray(b"\r\n"))
+    assert framer.feed(sink, b"a\r\n") is None
+    with pytest.raises(TypeError, match="delimiter must be bytes"):
+        framer.feed(sink, b"b\r\n")
+    assert sink.lines == [b"a"]
+
+
 # ---------------------------------------------------------------------------
 # Return values, too-long lines, exceptions
 # ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ It imports nothing from Twisted.
 
 from __future__ import annotations
 
+from operator import length_hint
 from typing import Any, Iterator
 
 _EMPTY = b""
@@ -197,6 +198,8 @@ def _deliver(framer: LineFramer, sink: Any, transport: Any) -> Any:
                 return why
             continue
         lines = framer._lines
+        if lines is not None and not length_hint(lines):  # all delivered (exact for a
+            framer._lines = lines = None  # list iterator): nothing left to check against
         if lines is not None:  # lines split earlier: still on the same delimiter?
             delimiter = sink.delimiter
             if delimiter is not framer._delim:
