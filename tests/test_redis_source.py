@@ -405,6 +405,13 @@ def test_sentinel_failover(tmp_path: Path) -> None:
     group = Sentinels(tmp_path).start()
     try:
         fill(group.primary, "fo")
+        # Replication is asynchronous: a key the replica has not received yet is lost
+        # by the failover, in Redis, and then truly not found. Wait until it has it.
+        import redis
+
+        primary = redis.Redis(host=group.primary.host, port=group.primary.port)
+        assert primary.execute_command("WAIT", 1, 10000) >= 1, "the replica did not catch up"
+        primary.close()
 
         async def main() -> None:
             source = make(f"m={group.url}?hash=fo&deadline=1")
