@@ -63,20 +63,35 @@ cdef class StringFramer(Framer):
         return 0
 
 
+cdef class LimitedFramer(StringFramer):
+    """A string framer with a MAX_LENGTH: what the prefix and netstring framers share."""
+
+    cdef object _limit  # MAX_LENGTH, as last read
+    cdef Py_ssize_t _longest  # the longest string allowed, from it
+
+    def __cinit__(self):
+        self._stale = True
+
+    cdef int _refresh_limit(self, sink) except -1:
+        """Read MAX_LENGTH; read it again before every string unless it is a Setting."""
+        cdef bint cacheable = True
+        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        if limit is not self._limit or limit is None:
+            self._longest = longest(limit)
+            self._limit = limit
+        self._stale = not cacheable
+        return 0
+
+
 @cython.final
-cdef class PrefixFramer(StringFramer):
+cdef class PrefixFramer(LimitedFramer):
     """Split a stream of length-prefixed strings (IntNStringReceiver's framing)."""
 
     cdef Py_ssize_t _prefix  # bytes in a length prefix
     cdef int _width  # 1, 2 or 4 for the big-endian unsigned fast paths; 0: struct
     cdef object _unpack  # struct's unpack, for other formats
-    cdef object _limit  # MAX_LENGTH, for lengths the fast paths cannot hold
-    cdef Py_ssize_t _longest  # the longest string allowed, from MAX_LENGTH
     cdef unsigned long long _skip  # bytes of a too-long string still to drop
     cdef bint _replaced  # a callback replaced or emptied the buffer (recvd, clear...)
-
-    def __cinit__(self):
-        self._stale = True
 
     cdef int _refresh(self, sink) except -1:
         """Read every setting (at the start of a feed: like Twisted, the prefix format
@@ -89,18 +104,7 @@ cdef class PrefixFramer(StringFramer):
             self._width = 0
         self._unpack = None if self._width else struct.Struct(fmt).unpack
         self._prefix = prefix
-        self._refresh_limit(sink)
-        return 0
-
-    cdef int _refresh_limit(self, sink) except -1:
-        """Read MAX_LENGTH (again before every string unless it is a Setting); the
-        rest stays until the next feed."""
-        cdef bint cacheable = True
-        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
-        if limit is not self._limit or limit is None:
-            self._longest = longest(limit)
-            self._limit = limit
-        self._stale = not cacheable
+        self._refresh_limit(sink)  # (the format and prefix stay until the next feed)
         return 0
 
     cdef int _replace(self, object data) except -1:
@@ -189,28 +193,16 @@ cdef class PrefixFramer(StringFramer):
 
 
 @cython.final
-cdef class NetstringFramer(StringFramer):
+cdef class NetstringFramer(LimitedFramer):
     """Split a stream of netstrings (``<digits>:<payload>,``)."""
 
-    cdef object _limit  # MAX_LENGTH, as last read
-    cdef Py_ssize_t _longest  # from it
     cdef Py_ssize_t _expected  # payload length once the length is parsed, else -1
 
     def __cinit__(self):
-        self._stale = True
         self._expected = -1
 
     cdef int _restart(self) except -1:
         self._expected = -1
-        return 0
-
-    cdef int _refresh(self, sink) except -1:
-        cdef bint cacheable = True
-        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
-        if limit is not self._limit or limit is None:
-            self._longest = longest(limit)
-            self._limit = limit
-        self._stale = not cacheable
         return 0
 
     cdef int _deliver(self, sink) except -1:
@@ -218,7 +210,7 @@ cdef class NetstringFramer(StringFramer):
         cdef bint overflow
         while not self._paused and not self._broken:
             if self._stale:
-                self._refresh(sink)
+                self._refresh_limit(sink)
             start = self._start
             end = self._end
             if self._expected < 0:  # the length: 0 or digits without a leading 0, then ':'
