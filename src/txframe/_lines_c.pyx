@@ -188,8 +188,7 @@ cdef class LineFramer(Framer):
                 self._refresh(sink)
             delim = self._delim
             dlen = PyBytes_GET_SIZE(delim)
-            pos = find(self._data, max(self._scan, start), self._end,
-                       PyBytes_AS_STRING(delim), dlen)
+            pos = self._find(start, delim)
             if pos < 0:
                 if self._end - start >= self._partial_min:
                     return sink.lineLengthExceeded(self._take_all())
@@ -198,14 +197,11 @@ cdef class LineFramer(Framer):
             if pos - start > self._line_max:
                 if not line_only:
                     return sink.lineLengthExceeded(self._take_all())
-                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-                self._start = self._scan = pos + dlen
-                result = sink.lineLengthExceeded(line)
+                result = sink.lineLengthExceeded(self._cut(start, pos, dlen))
             else:
-                line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-                self._start = self._scan = pos + dlen
+                line = self._cut(start, pos, dlen)
                 if (line_only and PYTHON_LOOP and self._end - self._start >= dlen
-                        and find(self._data, self._start, self._end, PyBytes_AS_STRING(delim), dlen) >= 0):
+                        and self._find(self._start, delim) >= 0):
                     # More lines are here: a loop in Python delivers them while they
                     # need nothing of this loop's (see _Lines), for less than calls from C.
                     self._hand_over(sink, line, transport)
@@ -235,12 +231,21 @@ cdef class LineFramer(Framer):
         delim = self._delim
         if self._end - start < PyBytes_GET_SIZE(delim):  # (_data is NULL when empty)
             return None
-        pos = find(self._data, max(self._scan, start), self._end,
-                   PyBytes_AS_STRING(delim), PyBytes_GET_SIZE(delim))
+        pos = self._find(start, delim)
         if pos < 0 or pos - start > self._line_max:
             return None
+        return self._cut(start, pos, PyBytes_GET_SIZE(delim))
+
+    cdef inline Py_ssize_t _find(self, Py_ssize_t start, bytes delim) noexcept:
+        """Where the first *delim* at or after *start* begins, or -1 (what an earlier
+        search covered is not searched again)."""
+        return find(self._data, max(self._scan, start), self._end,
+                    PyBytes_AS_STRING(delim), PyBytes_GET_SIZE(delim))
+
+    cdef inline bytes _cut(self, Py_ssize_t start, Py_ssize_t pos, Py_ssize_t dlen):
+        """The line in [start, pos), consumed with the delimiter after it."""
         line = PyBytes_FromStringAndSize(self._data + start, pos - start)
-        self._start = self._scan = pos + PyBytes_GET_SIZE(delim)
+        self._start = self._scan = pos + dlen
         return line
 
 
