@@ -150,9 +150,9 @@ class _MapProtocol(asyncio.Protocol):
     wait on lookups, the framer is paused and reading stops, so neither replies nor
     requests pile up.
 
-    ``_write`` sends a reply: the transport's ``write`` while every reply so far was
-    sent (it raises TypeError for an awaitable, which then goes to ``_reply``: no type
-    check on the hot path), ``_reply`` while some wait.
+    ``_write`` sends a reply in bytes: the transport's ``write`` while every reply so
+    far was sent, ``_reply`` while some wait. ``_send`` takes a source's answer, bytes
+    or an awaitable.
     """
 
     __slots__ = (
@@ -232,6 +232,13 @@ class _MapProtocol(asyncio.Protocol):
         future.add_done_callback(partial(self._filled, place))
         if len(order) >= MAX_WAITING:
             self._hold()
+
+    def _send(self, answer: Any) -> None:
+        """Send a source's answer: bytes now (or in their turn), an awaitable when done."""
+        if type(answer) is bytes:
+            self._write(answer)
+        else:
+            self._reply(answer)
 
     def _filled(self, place: int, future: "asyncio.Future[bytes]") -> None:
         order = self._order
@@ -368,12 +375,7 @@ class TcpTableProtocol(_MapProtocol):
                     source.tcp_hits += 1
                     self._write(reply)
                     return None
-            answer = source.tcp_reply(key)
-            try:
-                self._write(answer)
-            except TypeError:  # an awaitable: transport.write takes bytes only
-                self._reply(answer)
-            return None
+            return self._send(source.tcp_reply(key))
         return self._other(line)
 
     def _other(self, line: bytes) -> None:
@@ -422,12 +424,7 @@ class SocketmapProtocol(_MapProtocol):
                 source.socketmap_hits += 1
                 self._write(reply)
                 return None
-        answer = source.socketmap_reply(key)
-        try:
-            self._write(answer)
-        except TypeError:  # an awaitable: transport.write takes bytes only
-            self._reply(answer)
-        return None
+        return self._send(source.socketmap_reply(key))
 
     def _other(self, payload: bytes) -> None:
         try:
