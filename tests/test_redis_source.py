@@ -15,7 +15,7 @@ from typing import Any, Awaitable
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "peers"))
-from redis_peer import Cluster, RedisNode, Sentinels, require_redis  # noqa: E402
+from redis_peer import Cluster, RedisNode, Sentinels, require_redis, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.peer
 from txframe.mapserver import redis_source  # noqa: E402
@@ -472,8 +472,34 @@ def test_cluster(tmp_path: Path) -> None:
 
         run(main())
         rc.close()
+        # map-load into a Cluster, both layouts; its primaries have no replicas: the
+        # load is live, the wait fails naming each primary
+        mapfile = tmp_path / "virtual"
+        mapfile.write_bytes(b"a@x alice\nb@x bob\n")
+        done = map_load(mapfile, cluster.url, "--hash", "loaded", "--version-key",
+                        "{loaded}.version")
+        assert done.returncode == 0, done.stderr
+        assert cluster.cli("HGET", "loaded", "b@x").strip() == "bob"
+        assert cluster.cli("GET", "{loaded}.version").strip() == "1"
+        done = map_load(mapfile, cluster.url, "--prefix", "lp:", "--keep-old", "0")
+        assert done.returncode == 0, done.stderr
+        version = cluster.cli("GET", "lp:").strip()
+        assert cluster.cli("GET", f"lp:{version}:a@x").strip() == "alice"
+        mapfile.write_bytes(b"a@x alice2\n")
+        done = map_load(mapfile, cluster.url, "--hash", "loaded", "--wait-replicas", "1",
+                        "--wait-timeout", "0.2")
+        assert done.returncode == 1, done
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        for n in cluster.nodes:
+            assert f"127.0.0.1:{n.port}: 0 of 1" in done.stderr
+        assert cluster.cli("HGET", "loaded", "a@x").strip() == "alice2"
     finally:
         cluster.stop()
+
+
+def map_load(mapfile: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "txframe", "map-load", str(mapfile), "--redis", url, *args],
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_map_load(node: Any, tmp_path: Path) -> None:
@@ -481,8 +507,7 @@ def test_map_load(node: Any, tmp_path: Path) -> None:
     mapfile.write_bytes(b"A@X alice\nb@x bob\n\"two words\" v 1\n")
 
     def load(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "txframe", "map-load", str(mapfile), "--redis", node.url, *args],
-                              capture_output=True, text=True, timeout=60)
+        return map_load(mapfile, node.url, *args)
 
     done = load("--hash", "loaded", "--version-key", "loaded.version")
     assert done.returncode == 0, done.stderr
@@ -505,6 +530,55 @@ def test_map_load(node: Any, tmp_path: Path) -> None:
     mapfile.write_bytes(b"novalue\n")
     done = load("--hash", "loaded")
     assert done.returncode == 1 and "nothing loaded" in done.stderr
+
+
+@pytest.mark.parametrize("layout", ["--hash", "--prefix"])
+def test_map_load_waits_for_replicas(tmp_path: Path, layout: str) -> None:
+    require_redis()
+    primary = RedisNode(tmp_path / "primary").start()
+    replica = RedisNode(tmp_path / "replica", args=("--replicaof", primary.host, str(primary.port)))
+    mapfile = tmp_path / "virtual"
+    mapfile.write_bytes(b"a@x alice\nb@x bob\n")
+
+    def load(*args: str) -> subprocess.CompletedProcess[str]:
+        return map_load(mapfile, primary.url, layout, "wr", "--keep-old", "0", *args) \
+            if layout == "--prefix" else map_load(mapfile, primary.url, layout, "wr", *args)
+
+    def on_replica(key: str) -> str:
+        if layout == "--hash":
+            return replica.cli("HGET", "wr", key).strip()
+        return replica.cli("GET", f"wr{replica.cli('GET', 'wr').strip()}:{key}").strip()
+
+    try:
+        replica.start()
+        wait_for(lambda: "master_link_status:up" in replica.cli("INFO", "replication"), 10)
+        done = load("--wait-replicas", "1")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().endswith("acknowledged by 1 replica(s)"), done.stdout
+        assert on_replica("a@x") == "alice"  # acknowledged: there already
+        # more replicas asked for than there are: the map is live, the run fails in one line
+        mapfile.write_bytes(b"a@x alice2\n")
+        done = load("--wait-replicas", "2", "--wait-timeout", "0.3")
+        assert done.returncode == 1, done
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "the new map is live on the primary" in done.stderr
+        assert "the primary: 1 of 2" in done.stderr and "within 0.3 s" in done.stderr
+        # a replica that stopped reading never acknowledges
+        replica.pause()
+        try:
+            mapfile.write_bytes(b"a@x alice3\n")
+            done = load("--wait-replicas", "1", "--wait-timeout", "0.3")
+            assert done.returncode == 1 and "the primary: 0 of 1" in done.stderr, done
+        finally:
+            replica.resume()
+        wait_for(lambda: on_replica("a@x") == "alice3", 10)
+        for bad in (["--wait-replicas", "0"], ["--wait-replicas", "x"], ["--wait-timeout", "-1"],
+                    ["--wait-timeout", "nan"]):
+            done = load(*bad)
+            assert done.returncode == 2 and "argument --wait-" in done.stderr, (bad, done)
+    finally:
+        replica.kill()
+        primary.kill()
 
 
 def test_runtime_auth_failure_logged_once_per_outage(fresh: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -144,7 +144,7 @@ def _mode(text: str) -> int:
     return mode
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -154,7 +154,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -246,7 +246,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "journald, the default)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N",
+        "--workers", type=positive_int, default=1, metavar="N",
         help="serve from N processes sharing the ports (SO_REUSEPORT), under a "
         "supervising process (default 1: a single process)",
     )
@@ -271,18 +271,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "keys; by default they make a map invalid: an error at start, a failed reload",
     )
     parser.add_argument(
-        "--poll-interval", type=_seconds, default=1.0, metavar="SECONDS",
+        "--poll-interval", type=seconds, default=1.0, metavar="SECONDS",
         help="how often to check map files for changes (default 1; 0: only on SIGHUP)",
     )
     parser.add_argument(
-        "--max-query", type=_positive_int, default=SOCKETMAP_QUERY_LIMIT, metavar="BYTES",
+        "--max-query", type=positive_int, default=SOCKETMAP_QUERY_LIMIT, metavar="BYTES",
         help="longest socketmap request (name, space and key; default %(default)s); "
         "tcp_table request lines may be 3 x BYTES + 4 long (a key "
         "%%XX-encoded). A longer request is answered with an error and the "
         "connection closed",
     )
     parser.add_argument(
-        "--idle-timeout", type=_seconds, default=0.0, metavar="SECONDS",
+        "--idle-timeout", type=seconds, default=0.0, metavar="SECONDS",
         help="close connections that complete no request for this long (default 0: "
         "never, as Postfix expects)",
     )
@@ -305,7 +305,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="logging threshold, to stderr (default info; debug names each client)",
     )
     parser.add_argument(
-        "--shutdown-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+        "--shutdown-timeout", type=seconds, default=5.0, metavar="SECONDS",
         help="on SIGTERM, how long to let connections finish sending (default 5)",
     )
 

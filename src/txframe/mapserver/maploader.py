@@ -3,7 +3,8 @@
 ::
 
     txframe map-load --redis URL (--hash NAME | --prefix PREFIX)
-                     [--key-folding utf8|ascii|none] [--lenient] [--version-key KEY] [--keep-old SECONDS] MAPFILE
+                     [--key-folding utf8|ascii|none] [--lenient] [--version-key KEY] [--keep-old SECONDS]
+                     [--wait-replicas N [--wait-timeout SECONDS]] MAPFILE
 
 The file is read as serve-map reads file maps (:mod:`txframe.mapfile`), its keys
 folded by the same rule (:mod:`.keys`; serve-map's default, ``utf8``, unless told
@@ -11,7 +12,7 @@ otherwise: use the ``--key-folding`` that serve-map uses), so admins keep their 
 as the source of truth.
 
 - ``--hash NAME``: the entries go to a new hash, then ``RENAME``\\ d over NAME in one
-  transaction (with ``INCR`` of ``--version-key``, if given): readers see the old map
+  atomic script (with ``INCR`` of ``--version-key``, if given): readers see the old map
   or the new one. In a Cluster the new hash (and the version key) must share NAME's
   slot: the new hash is named ``{NAME}.load`` (or ``NAME.load`` when NAME has a hash
   tag), and a version key in another slot is refused.
@@ -20,6 +21,13 @@ as the source of truth.
   ``versioned`` string maps read it), then, ``--keep-old`` seconds later (longer than
   serve-maps' deadline, so that no lookup begun under the old version finds its keys
   gone), the old version's keys are removed.
+- ``--wait-replicas N``: then wait (``WAIT``) until N replicas of each primary
+  acknowledge every write of the load, and fail if they do not within
+  ``--wait-timeout``. Redis replicates asynchronously: without it, a failover right
+  after a load can promote a replica that never received the new map.
+
+All of a load's commands go over one connection per Redis server: ``WAIT`` waits for the
+writes of the connection it is sent on.
 """
 
 from __future__ import annotations
@@ -32,10 +40,16 @@ import time
 from typing import Any
 
 from ..mapfile import MapFileError, open_map, parse_map
+from .config import positive_int, seconds
 from .keys import RULES, folding
 from .redis_conn import RedisURLError, parse_url
 
 BATCH = 1000
+#: RENAME the new hash over the old one, and INCR the version key if there is one.
+SWITCH_HASH = """
+redis.call('RENAME', KEYS[1], KEYS[2])
+if KEYS[3] then redis.call('INCR', KEYS[3]) end
+"""
 
 
 class LoadError(Exception):
@@ -71,11 +85,10 @@ async def load_hash(client: Any, name: bytes, entries: dict[bytes, bytes],
     for start in range(0, len(items), BATCH):
         mapping = dict(items[start : start + BATCH])
         await client.hset(temp, mapping=mapping)
-    pipe = client.pipeline(transaction=True)
-    pipe.rename(temp, name)
-    if version_key is not None:
-        pipe.incr(version_key)
-    await pipe.execute()
+    # One script, so one atomic step (a Cluster's client refuses RENAME in a MULTI
+    # pipeline; a script whose keys share a slot runs anywhere)
+    keys = [temp, name] if version_key is None else [temp, name, version_key]
+    await client.eval(SWITCH_HASH, len(keys), *keys)
 
 
 async def load_strings(client: Any, prefix: bytes, entries: dict[bytes, bytes],
@@ -105,6 +118,30 @@ async def load_strings(client: Any, prefix: bytes, entries: dict[bytes, bytes],
     return version
 
 
+async def wait_replicas(client: Any, replicas: int, timeout: float, cluster: bool) -> None:
+    """Wait until *replicas* replicas of each primary have every write made so far on
+    this client's connections; raise LoadError naming the primaries that fell short."""
+    milliseconds = max(1, round(timeout * 1000))
+    if cluster:
+        primaries = [(f"{node.host}:{node.port}", node) for node in client.get_primaries()]
+    else:
+        primaries = [("the primary", None)]
+    short = []
+    for name, node in primaries:
+        if node is None:
+            acknowledged = await client.execute_command("WAIT", replicas, milliseconds)
+        else:
+            acknowledged = await client.execute_command(
+                "WAIT", replicas, milliseconds, target_nodes=node)
+        if acknowledged < replicas:
+            short.append(f"{name}: {acknowledged} of {replicas}")
+    if short:
+        raise LoadError(
+            f"the new map is live on the primary, but not every replica acknowledged it "
+            f"within {timeout:g} s ({'; '.join(short)}): a failover now could lose it"
+        )
+
+
 async def _unlink(client: Any, keys: list[bytes]) -> None:
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -128,11 +165,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of refusing the file")
     parser.add_argument("--version-key", metavar="KEY",
                         help="(--hash) INCR this key with the switch (serve-map's version_key)")
-    parser.add_argument("--keep-old", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--keep-old", type=seconds, default=10.0, metavar="SECONDS",
                         help="(--prefix) remove the old version's keys this long after "
                         "the switch (default 10)")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="give up a Redis request after this long (default 30)")
+    parser.add_argument("--wait-replicas", type=positive_int, default=0, metavar="N",
+                        help="then wait until N replicas of each primary acknowledge the "
+                        "load (WAIT); fail if they do not within --wait-timeout")
+    parser.add_argument("--wait-timeout", type=seconds, default=10.0, metavar="SECONDS",
+                        help="how long --wait-replicas waits (default 10)")
 
 
 async def _run(args: argparse.Namespace) -> str:
@@ -147,15 +189,25 @@ async def _run(args: argparse.Namespace) -> str:
     if not loaded.entries:
         raise LoadError(f"{args.mapfile}: no entries; nothing loaded")
     target = parse_url(args.redis)
-    client = target.client(args.timeout, 4, read_timeout=args.timeout)
+    cluster = target.kind == "cluster"
+    # One connection per server (see the module's docstring); the reads may block in
+    # WAIT for --wait-timeout.
+    read_timeout = args.timeout + (args.wait_timeout if args.wait_replicas else 0)
+    client = target.client(args.timeout, 1, read_timeout=read_timeout)
     try:
         if args.hash is not None:
             await load_hash(client, args.hash.encode(), loaded.entries,
-                            args.version_key.encode() if args.version_key else None,
-                            target.kind == "cluster")
-            return f"loaded {len(loaded.entries)} entries into hash {args.hash}"
-        version = await load_strings(client, args.prefix.encode(), loaded.entries, args.keep_old)
-        return f"loaded {len(loaded.entries)} entries under {args.prefix}{version.decode()}:"
+                            args.version_key.encode() if args.version_key else None, cluster)
+            done = f"loaded {len(loaded.entries)} entries into hash {args.hash}"
+        else:
+            version = await load_strings(client, args.prefix.encode(), loaded.entries,
+                                         args.keep_old)
+            done = f"loaded {len(loaded.entries)} entries under {args.prefix}{version.decode()}:"
+        if args.wait_replicas:
+            await wait_replicas(client, args.wait_replicas, args.wait_timeout, cluster)
+            done += f", acknowledged by {args.wait_replicas} replica(s)" + (
+                " of each primary" if cluster else "")
+        return done
     finally:
         await client.aclose()
 
