@@ -162,14 +162,18 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as directory:
         env = dict(os.environ, PYTHONHASHSEED="0")
-        subprocess.run(
+        run = subprocess.run(
             [
                 "valgrind", "--tool=callgrind", "--collect-atstart=no", "--dump-instr=no",
                 f"--callgrind-out-file={os.path.join(directory, 'cg.out')}",
                 sys.executable, os.path.abspath(__file__), "--measure", directory,
             ],
-            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+        if run.returncode:  # say why: the tail of what valgrind and Python printed
+            print(f"speed gate: the measurement under callgrind failed (status "
+                  f"{run.returncode}):", *run.stderr.splitlines()[-25:], sep="\n", file=sys.stderr)
+            return 1
         return check(counts(directory))
 
 
