@@ -180,6 +180,13 @@ async def serve(
     made_unix: list[tuple[str, Any]] = []
     metrics: MetricsServer | None = None
     addresses: dict[str, Any] = {"tcp": [], "socketmap": [], "unix": [], "metrics": None}
+
+    def stop_listening() -> None:
+        for listener in listeners:
+            listener.close()
+        for path, identity in made_unix:
+            unlink_unix(path, identity)
+
     try:
         for name, host, port in config.tcp:
             factory = server.tcp_factory(server.sources[name])
@@ -239,10 +246,7 @@ async def serve(
             addresses["metrics"] = {"host": host, "port": port}
         hooks.after_binding(config, worker=attach is not None)
     except BaseException:
-        for listener in listeners:
-            listener.close()
-        for path, identity in made_unix:
-            unlink_unix(path, identity)
+        stop_listening()
         if metrics is not None:
             metrics.close()
         await close_sources(sources)
@@ -276,10 +280,7 @@ async def serve(
     finally:
         if attach is None:
             hooks.stopping(config)
-        for listener in listeners:
-            listener.close()
-        for path, identity in made_unix:
-            unlink_unix(path, identity)
+        stop_listening()
         if sweeper is not None:
             sweeper.cancel()
         reloads.cancel()
