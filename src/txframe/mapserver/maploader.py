@@ -122,17 +122,14 @@ async def wait_replicas(client: Any, replicas: int, timeout: float, cluster: boo
     """Wait until *replicas* replicas of each primary have every write made so far on
     this client's connections; raise LoadError naming the primaries that fell short."""
     milliseconds = max(1, round(timeout * 1000))
-    if cluster:
-        primaries = [(f"{node.host}:{node.port}", node) for node in client.get_primaries()]
+    if cluster:  # each primary, on its own connection
+        primaries = [(f"{node.host}:{node.port}", {"target_nodes": node})
+                     for node in client.get_primaries()]
     else:
-        primaries = [("the primary", None)]
+        primaries = [("the primary", {})]
     short = []
-    for name, node in primaries:
-        if node is None:
-            acknowledged = await client.execute_command("WAIT", replicas, milliseconds)
-        else:
-            acknowledged = await client.execute_command(
-                "WAIT", replicas, milliseconds, target_nodes=node)
+    for name, route in primaries:
+        acknowledged = await client.execute_command("WAIT", replicas, milliseconds, **route)
         if acknowledged < replicas:
             short.append(f"{name}: {acknowledged} of {replicas}")
     if short:
