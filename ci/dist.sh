@@ -115,7 +115,10 @@ WHEELS=("$DIST"/txframe-*.whl)
 [ ${#WHEELS[@]} = 1 ] && [ -f "${WHEELS[0]}" ] || fail "expected one wheel in $DIST"
 SDIST="${SDISTS[0]}"
 WHEEL="${WHEELS[0]}"
-sed -n '/Building wheel from sdist/,$p' "$WORK/build.log" | grep -q "Cythonizing" \
+# One awk, not sed | grep -q: under pipefail, grep -q's early exit can kill sed with
+# SIGPIPE and fail the check at random (45 of 200 tries on a 32 KB build log).
+awk '/Building wheel from sdist/ {sdist = 1} sdist && /Cythonizing/ {found = 1}
+     END {exit !found}' "$WORK/build.log" \
     || fail "the wheel was not compiled from the sdist's .pyx sources"
 echo "built $(basename "$SDIST") and $(basename "$WHEEL")"
 
