@@ -6,12 +6,20 @@ and a change still takes effect when the README says ("All receivers"):
   a metaclass's own ``__setattr__``): from the next ``dataReceived`` call;
 - a property (or other descriptor of the user's): read before every frame.
 
+From CPython 3.12 a framer is told of changes to its protocol's class and bases (type
+watchers), and reads its settings again only after one; before 3.12 it reads them at
+the start of every ``dataReceived`` call.
+
 On every CPython version: the per-version CI (ci/versions.sh) runs this module on each.
 """
 
 from __future__ import annotations
 
+import ctypes
 import struct
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from twisted.internet.testing import StringTransport
@@ -246,3 +254,150 @@ def test_class_made_at_run_time_and_changed(compiled, kind):
     cls.MAX_LENGTH = 1
     proto.dataReceived(frames(kind, 1, size=2))
     assert proto.events == [("ok", 0), ("long",)]
+
+
+WATCHERS = sys.version_info >= (3, 12)  # PyType_AddWatcher and friends are public from 3.12
+
+
+def watching():
+    from txframe import _framer_c
+
+    return _framer_c.watching()
+
+
+def reads_per_call(proto, kind, calls):
+    """Settings read in each of *calls* dataReceived calls, each with one frame."""
+    counts = []
+    for _ in range(calls):
+        before = framing_reads()
+        proto.dataReceived(frames(kind, 1))
+        counts.append(framing_reads() - before)
+    return counts
+
+
+def test_settings_read_again_only_after_a_class_change(compiled, kind):
+    """3.12+: with the class unchanged, no call after the first reads a setting; a
+    change to the class, or any base, makes the next call read them once. Before
+    3.12: every call reads them."""
+    base = protocol_class(compiled, kind, name="Base")
+    cls = type("Leaf", (base,), {})
+    proto = connect(cls)
+    proto.dataReceived(frames(kind, 1))
+    assert watching() is WATCHERS
+    if not WATCHERS:
+        assert all(reads >= 1 for reads in reads_per_call(proto, kind, 5))
+        return
+    assert reads_per_call(proto, kind, 5) == [0] * 5
+    base.unrelated = 1  # any change to a base: one read, then none again
+    assert reads_per_call(proto, kind, 3)[1:] == [0, 0]
+    assert reads_per_call(proto, kind, 1) == [0]
+    cls.MAX_LENGTH = 3
+    proto.dataReceived(frames(kind, 1, size=4))
+    assert proto.events[-1] == ("long",)
+
+
+@pytest.mark.parametrize(
+    "how", ["__bases__", "__class__", "del", "two changes", "type cache cleared"]
+)
+def test_class_change_between_calls_is_seen(compiled, kind, how):
+    """Changes that keep every setting a Setting (so the framer may keep what it
+    read) take effect from the next call."""
+    strict = protocol_class(compiled, kind, name="Strict", MAX_LENGTH=3)
+    loose = protocol_class(compiled, kind, name="Loose", MAX_LENGTH=100)
+    cls = type("Leaf", (loose,), {})
+    if how == "del":
+        cls = type("Leaf", (strict,), {"MAX_LENGTH": 100})
+    proto = connect(cls)
+    proto.dataReceived(frames(kind, 2, size=4))
+    if how == "__bases__":
+        cls.__bases__ = (strict,)
+    elif how == "__class__":
+        proto.__class__ = type("Other", (strict,), {})
+    elif how == "del":
+        del cls.MAX_LENGTH
+    elif how == "two changes":  # CPython reports the second one to no one
+        cls.unrelated = 1
+        cls.__bases__ = (strict,)
+    else:
+        sys._clear_type_cache()
+        cls.__bases__ = (strict,)
+    proto.dataReceived(frames(kind, 1, size=4))
+    assert proto.events == [("ok", 0), ("ok", 1), ("long",)]
+
+
+def test_instance_format_assigned_in_callback_applies_from_next_call(compiled):
+    """An instance's structFormat assigned in a callback (while the class stays
+    unchanged) is used from the next call, as Twisted reads it once per call."""
+
+    def hook(proto, n):
+        if n == 0:
+            proto.structFormat, proto.prefixLength = "!H", 2
+
+    proto = connect(protocol_class(compiled, "Int32StringReceiver", hook=hook))
+    proto.dataReceived(frames("Int32StringReceiver", 2))
+    assert proto.events == [("ok", 0), ("ok", 1)]  # this call keeps the format it read
+    proto.dataReceived(frames("Int16StringReceiver", 1))
+    assert proto.events == [("ok", 0), ("ok", 1), ("ok", 2)]
+    assert proto.recvd == b""
+
+
+def test_every_change_seen_past_the_version_tags_a_class_gets(compiled, kind):
+    """CPython 3.13 gives a class about 1,000 version tags in its life, and reports
+    no change to a class without one: from then on the framer must read its
+    settings at every call."""
+    strict = protocol_class(compiled, kind, name="Strict", MAX_LENGTH=3)
+    cls = type("Leaf", (strict,), {"MAX_LENGTH": 100})
+    proto = connect(cls)
+    for i in range(1200):  # each change, then a call (whose lookups give a new tag)
+        cls.unrelated = i
+        proto.dataReceived(frames(kind, 1, size=4))
+    assert proto.events == [("ok", i) for i in range(1200)]
+    if sys.version_info[:2] == (3, 13):  # what this test is about
+        tag = ctypes.pythonapi.PyUnstable_Type_AssignVersionTag
+        tag.argtypes = [ctypes.py_object]
+        assert tag(cls) == 0
+    del cls.MAX_LENGTH
+    proto.dataReceived(frames(kind, 1, size=4))
+    assert proto.events[-1] == ("long",)
+
+
+@pytest.mark.skipif(not WATCHERS, reason="type watchers are public from CPython 3.12")
+def test_no_type_watcher_left(compiled):
+    """With every type-watcher slot taken before txframe asks for one, the framers
+    read their settings at the start of every call, and see every change."""
+    script = textwrap.dedent(
+        """
+        import ctypes, struct
+        api = ctypes.pythonapi
+        Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.py_object)
+        api.PyType_AddWatcher.argtypes = [Callback]
+        keep = [Callback(lambda t: 0) for _ in range(64)]
+        taken = 0
+        for callback in keep:
+            try:
+                api.PyType_AddWatcher(callback)
+            except RuntimeError:  # "no more type watcher IDs available"
+                break
+            taken += 1
+        from twisted.internet.testing import StringTransport
+        from txframe import _framer_c, basic
+        class P(basic.Int32StringReceiver):
+            def stringReceived(self, s): self.got.append(s)
+            def lengthLimitExceeded(self, n): self.got.append(n)
+        p = P(); p.got = []; p.makeConnection(StringTransport())
+        frame = struct.pack("!I", 4) + b"abcd"
+        counts = []
+        for _ in range(3):
+            before = _framer_c.reads()
+            p.dataReceived(frame)
+            counts.append(_framer_c.reads() - before)
+        P.MAX_LENGTH = 3
+        p.dataReceived(frame)
+        print(taken, _framer_c.watching(), counts, p.got)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split(" ", 2)
+    assert int(out[0]) > 0
+    assert out[1:] == ["False", "[3, 3, 3] [b'abcd', b'abcd', b'abcd', 4]\n"]

@@ -10,9 +10,15 @@ descriptor the protocol classes put in place of their plain values, which tells 
 framer when an instance assigns its own value. Anything else (a property, a value
 from a plain mixin, a class with its own ``__getattribute__``) is read again before
 every frame, as Twisted reads it. A change made on a class, by whatever means, is
-therefore seen from the next ``feed`` at the latest. Nothing here depends on how
-CPython caches types: a setting is read from the class with ``getattr`` (whose
-Setting says it answered), or, under a metaclass, found by walking the MRO.
+therefore seen from the next ``feed`` at the latest. A setting is read from the
+class with ``getattr`` (whose Setting says it answered), or, under a metaclass,
+found by walking the MRO.
+
+From CPython 3.12 the next ``feed`` does not even read them unless something may
+have changed: a framer watches its sink's class with the public type-watcher API
+(``PyType_Watch``), which reports every change to the class or a base (see
+txf_watch for the one condition, and the fallback). Before 3.12 they are read at
+the start of every ``feed``.
 
 The module is not declared free-threading compatible: the framers and Settings
 assume the GIL (a framer belongs to one connection, and Setting assignments and the
@@ -64,6 +70,50 @@ cdef extern from *:
     PyObject* txf_resolve(object t, object name) except? NULL
     bint txf_generic_getattr(object t)
 
+cdef extern from *:
+    """
+    /* CPython 3.12+'s type watchers (public API): txf_changes counts the changes
+       reported to a class a framer watches, or to any of its bases (a change to a
+       base is reported to each subclass). txf_watch(t) watches t, and returns 1 if
+       from now on every change to t or a base will be counted: CPython reports a
+       change only to a class whose version tag is valid (consecutive changes with no
+       lookup in between are reported once), so t must have one, which
+       PyUnstable_Type_AssignVersionTag gives it, or fails to (3.13 gives a class at
+       most about 1,000 in its life). Before 3.12, or when the interpreter has no
+       watcher left to give, it returns 0 and the settings are read on every call. */
+    static unsigned long long txf_changes = 0;
+    #if PY_VERSION_HEX >= 0x030C0000
+    static int txf_watcher = -1;  /* -1: not asked for yet; -2: none to be had */
+    static int txf_on_change(PyObject* t) {
+        (void)t;
+        txf_changes++;
+        return 0;
+    }
+    static int txf_watch(PyObject* t) {
+        if (txf_watcher == -1) {
+            txf_watcher = PyType_AddWatcher(txf_on_change);
+            if (txf_watcher < 0) {
+                PyErr_Clear();
+                txf_watcher = -2;
+            }
+        }
+        if (txf_watcher < 0) return 0;
+        if (PyType_Watch(txf_watcher, t) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        return PyUnstable_Type_AssignVersionTag((PyTypeObject*)t);
+    }
+    static int txf_watching(void) { return txf_watcher >= 0; }
+    #else
+    static int txf_watch(PyObject* t) { (void)t; return 0; }
+    static int txf_watching(void) { return 0; }
+    #endif
+    """
+    unsigned long long txf_changes
+    bint txf_watch(object t)
+    bint txf_watching()
+
 import math
 
 cdef Py_ssize_t MIN_CAPACITY = 256
@@ -77,11 +127,25 @@ def reads():
     return READS
 
 
+def watching():
+    """Whether framers are told of changes to their sinks' classes (CPython 3.12+'s
+    type watchers), and so read the settings again only after one; otherwise they
+    read them at the start of every feed."""
+    return txf_watching()
+
+
 # The Setting whose __get__ last gave a class's value, and that class: after a
 # getattr on a class, whether a Setting answered (a class's attributes are found as
 # its instances' are, so long as its metaclass is type; the GIL makes this exact).
 cdef PyObject* ANSWERED = NULL  # borrowed: only compared, right after the getattr
 cdef PyObject* ANSWERED_FOR = NULL
+
+# The settings last read and trusted (see Framer._recalled): for which class, by which
+# kind of framer, at which count of class changes.
+cdef object RECALL_CLASS = None
+cdef object RECALL_KIND = None
+cdef unsigned long long RECALL_CHANGES = 0
+cdef tuple RECALL_VALUES = None
 
 
 cdef object setting(Framer framer, object sink, str name, bint* cacheable):
@@ -164,6 +228,7 @@ cdef class Setting:
             framer = obj._getFramer()
         if isinstance(framer, Framer):
             (<Framer>framer)._stale = True
+            (<Framer>framer)._watched = None  # and every setting at the next feed
             (<Framer>framer)._pinned = True
             if (<Framer>framer)._mine is None:
                 (<Framer>framer)._mine = {}
@@ -201,6 +266,45 @@ cdef class Framer:
     def replace(self, data):
         """Make *data* the bytes received and not yet delivered."""
         self._replace(data)
+
+    # -- settings ---------------------------------------------------------------
+
+    cdef bint _no_change(self) noexcept:
+        """Whether no change to a class has been counted since the settings were
+        read (for _class_unchanged, in _framer_c.pxd)."""
+        return self._changes == txf_changes
+
+    cdef tuple _recalled(self, object sink):
+        """The settings a framer of this kind last read for the sink's class, if no
+        change can have been made to it since (and this framer has no values of its
+        own): then trusted as if read. Else None. (A line framer is made again after
+        each idle spell: for one line per call, reading would be most of the work.)"""
+        if (RECALL_CLASS is type(sink) and RECALL_KIND is type(self)
+                and RECALL_CHANGES == txf_changes and self._mine is None):
+            self._watched = RECALL_CLASS
+            self._changes = RECALL_CHANGES
+            return RECALL_VALUES
+        return None
+
+    cdef object _watch(self, object sink):
+        """Before reading the settings: count changes to the sink's class from now
+        on, and return it (None if they cannot be counted)."""
+        self._watched = None
+        self._changes = txf_changes
+        tp = type(sink)
+        return tp if txf_watch(tp) else None
+
+    cdef int _trust(self, object watched, bint cacheable, tuple values) except -1:
+        """After reading the settings (*values*, for _recalled): trust them until a
+        change is counted, if they can be kept (*cacheable*) and none was counted
+        while they were read."""
+        global RECALL_CLASS, RECALL_KIND, RECALL_CHANGES, RECALL_VALUES
+        if cacheable and self._changes == txf_changes:
+            self._watched = watched
+            if values is not None and self._mine is None:
+                RECALL_CLASS, RECALL_KIND = watched, type(self)
+                RECALL_CHANGES, RECALL_VALUES = self._changes, values
+        return 0
 
     # -- buffer -----------------------------------------------------------------
 

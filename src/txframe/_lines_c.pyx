@@ -135,14 +135,22 @@ cdef class LineFramer(Framer):
     cdef int _refresh(self, sink) except -1:
         """Read delimiter and MAX_LENGTH; keep them while both are Settings."""
         cdef bint cacheable = True
-        delim = setting(self, sink, "delimiter", &cacheable)
-        limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        cdef object watched = None
+        values = self._recall(sink)
+        if values is None:
+            watched = self._start_read(sink)
+            delim = setting(self, sink, "delimiter", &cacheable)
+            limit = setting(self, sink, "MAX_LENGTH", &cacheable)
+        else:
+            delim, limit = values
         if delim is not self._delim or delim is None:
             self._use_delimiter(checked_delimiter(delim))
             self._limit = None  # the thresholds depend on its length too
         if limit is not self._limit or limit is None:
             self._use_limit(limit, PyBytes_GET_SIZE(self._delim))
         self._stale = not cacheable
+        if watched is not None:
+            self._end_read(watched, cacheable, (delim, limit))
         return 0
 
     # -- the dispatch loop ------------------------------------------------------
@@ -161,7 +169,8 @@ cdef class LineFramer(Framer):
         if self._busy:  # re-entered from a callback: the running loop delivers it
             return None
         self._busy = True
-        self._stale = True  # a class may have changed since the last call
+        if not self._class_unchanged(sink):
+            self._stale = True  # a class may have changed since the last call
         try:
             return self._deliver(sink, transport)
         finally:

@@ -37,7 +37,8 @@ cdef class StringFramer(Framer):
         if self._busy:  # re-entered from a callback: the running loop delivers it
             return None
         self._busy = True
-        self._stale = True  # settings are read again at the start of every call
+        if not self._class_unchanged(sink):
+            self._stale = True  # a class may have changed since the last call
         try:
             self._deliver(sink)
         finally:
@@ -72,15 +73,24 @@ cdef class LimitedFramer(StringFramer):
     def __cinit__(self):
         self._stale = True
 
-    cdef int _refresh_limit(self, sink) except -1:
-        """Read MAX_LENGTH; read it again before every string unless it is a Setting."""
+    cdef int _refresh(self, sink) except -1:
+        """Read every setting."""
+        watched = self._start_read(sink)
+        self._end_read(watched, self._read_limit(sink), None)
+        return 0
+
+    cdef bint _read_limit(self, sink) except -1:
+        """Read MAX_LENGTH; read it again before every string unless it is a Setting
+        (say whether it is)."""
         cdef bint cacheable = True
         limit = setting(self, sink, "MAX_LENGTH", &cacheable)
         if limit is not self._limit or limit is None:
             self._longest = longest(limit)
             self._limit = limit
         self._stale = not cacheable
-        return 0
+        if not cacheable:
+            self._watched = None
+        return cacheable
 
 
 @cython.final
@@ -95,8 +105,9 @@ cdef class PrefixFramer(LimitedFramer):
 
     cdef int _refresh(self, sink) except -1:
         """Read every setting (at the start of a feed: like Twisted, the prefix format
-        is read once per dataReceived call)."""
+        is read once per dataReceived call, unless nothing can have changed it)."""
         cdef bint cacheable = True
+        watched = self._start_read(sink)
         fmt = setting(self, sink, "structFormat", &cacheable)
         prefix = setting(self, sink, "prefixLength", &cacheable)
         self._width = FAST_FORMATS.get(fmt, 0) if type(fmt) is str else 0
@@ -104,7 +115,8 @@ cdef class PrefixFramer(LimitedFramer):
             self._width = 0
         self._unpack = None if self._width else struct.Struct(fmt).unpack
         self._prefix = prefix
-        self._refresh_limit(sink)  # (the format and prefix stay until the next feed)
+        cacheable = self._read_limit(sink) and cacheable
+        self._end_read(watched, cacheable, None)  # (format and prefix: for this feed)
         return 0
 
     cdef int _replace(self, object data) except -1:
@@ -135,10 +147,11 @@ cdef class PrefixFramer(LimitedFramer):
         cdef Py_ssize_t start, available, n
         cdef unsigned long long length
         cdef object declared_length
-        self._refresh(sink)
+        if self._stale:
+            self._refresh(sink)
         while not self._paused:
             if self._stale:
-                self._refresh_limit(sink)
+                self._read_limit(sink)
             start = self._start
             available = self._end - start
             if self._skip:  # what is left of a string that was too long
@@ -180,7 +193,7 @@ cdef class PrefixFramer(LimitedFramer):
         sink.lengthLimitExceeded(length)
         if self._replaced:
             return True
-        self._refresh_limit(sink)
+        self._read_limit(sink)
         if 0 <= length and not length > self._limit:
             return True
         transport = sink.transport
@@ -210,7 +223,7 @@ cdef class NetstringFramer(LimitedFramer):
         cdef bint overflow
         while not self._paused and not self._broken:
             if self._stale:
-                self._refresh_limit(sink)
+                self._refresh(sink)
             start = self._start
             end = self._end
             if self._expected < 0:  # the length: 0 or digits without a leading 0, then ':'
