@@ -5,7 +5,8 @@
 #   bash fuzz/build.sh            (re)build; fast when nothing changed
 #
 # Needs clang and its sanitizer runtimes (Debian: clang, libclang-rt-dev; installed when
-# root and missing). PYTHON picks the interpreter (default python3). fuzz/run.sh sources
+# root and missing). PYTHON picks the interpreter (default python3; fuzz/.venv is made
+# again if another made it). fuzz/run.sh sources
 # fuzz/env.sh for the runtime settings (the ASan runtime preloaded into python).
 set -euo pipefail
 
@@ -25,6 +26,10 @@ if ! command -v clang >/dev/null; then
     fi
 fi
 
+version() { "$1" -c 'import sys; print(sys.version)'; }
+if [ -x "$VENV/bin/python" ] && [ "$(version "$VENV/bin/python")" != "$(version "$PY")" ]; then
+    rm -rf "$VENV"  # made with another interpreter than PYTHON's
+fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # atheris comes as a binary wheel with its own libFuzzer + ASan runtime for the
 # common interpreters; elsewhere pip compiles it, which needs clang (CLANG_BIN).

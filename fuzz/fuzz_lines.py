@@ -1,15 +1,17 @@
 """Differential fuzz target: LineReceiver and LineOnlyReceiver, compiled vs pure.
 
 Mode switches, pausing, delimiter and MAX_LENGTH changes (valid and not; on the instance
-from callbacks and between chunks, on the class between chunks), return values,
-exceptions, disconnects, clearLineBuffer and re-entered dataReceived.
+from callbacks and between chunks, on the class between chunks, also ones that leave
+the compiled build's Settings in place), return values, exceptions, disconnects,
+clearLineBuffer and re-entered dataReceived.
 """
 
 from __future__ import annotations
 
 from twisted.internet.testing import StringTransport
 
-from twins import TWINS, Boom, Script, changes_class, compare, main, outcome, subclass
+from twins import (TWINS, Boom, Script, changes_class, class_change, compare, main,
+                   outcome, subclass)
 
 from txframe import basic
 
@@ -23,7 +25,7 @@ LIMITS = [0, 1, 2, 3, 5, 8, 16384, -1, 2**63, 2**64, float("inf"), float("nan"),
 IN_CALLBACK = ["raise", "return", "feed", "raw", "line", "pause", "resume", "delim",
                "delim", "max", "max", "del", "lose", "clear", "feed", "line"]
 BETWEEN = ["feed"] * 8 + ["pause", "resume", "delim", "class_delim", "max", "class_max",
-                          "raw", "line", "clear", "del", "lose"]
+                          "raw", "line", "clear", "del", "lose", "class_undo", "class_touch"]
 
 
 class Recording:
@@ -54,6 +56,7 @@ class Run:
         self.plan = plan
         self.events = []
         self.count = 0
+        self.plain = set()  # settings the script assigned on the class
 
     def callback(self, proto, kind, arg):
         self.events.append((kind, arg))
@@ -88,16 +91,20 @@ def act(run, proto, action, arg):
         proto.delimiter = DELIMITERS[value % len(DELIMITERS)]
     elif action == "class_delim":
         cls.delimiter = DELIMITERS[value % len(DELIMITERS)]
+        run.plain.add("delimiter")
     elif action == "max":
         proto.MAX_LENGTH = LIMITS[value % len(LIMITS)]
     elif action == "class_max":
         cls.MAX_LENGTH = LIMITS[value % len(LIMITS)]
+        run.plain.add("MAX_LENGTH")
     elif action == "del":
         events.append(("del", outcome(delattr, proto, "delimiter")))
     elif action == "lose":
         proto.transport.loseConnection()
     elif action == "clear":
         events.append(("cleared", proto.clearLineBuffer()))
+    elif action in ("class_undo", "class_touch"):
+        class_change(cls, action, value, ("delimiter", "MAX_LENGTH"), run.plain)
     return None
 
 

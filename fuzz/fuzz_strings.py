@@ -5,7 +5,8 @@ Hostile lengths come from the input (any prefix format, signed ones included, an
 limits from -1 to 2**64); callbacks raise, re-enter dataReceived, swap ``recvd``,
 disconnect, pause and resume, change MAX_LENGTH on the instance, and call the framer's
 clear(), reset(), disregard() and buffered(); between chunks MAX_LENGTH and
-structFormat change on the class too.
+structFormat change on the class too (also in ways that leave the compiled build's
+Settings in place).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from struct import calcsize
 
 from twisted.internet.testing import StringTransport
 
-from twins import TWINS, Boom, Script, changes_class, compare, main, outcome, subclass
+from twins import (TWINS, Boom, Script, changes_class, class_change, compare, main,
+                   outcome, subclass)
 
 from txframe import basic
 
@@ -28,7 +30,8 @@ REPLACEMENTS = [b"", "", b"\x00\x00\x00\x01x", bytearray(b"\x00\x01y"), b"3:abc,
 IN_CALLBACK = ["raise", "feed", "recvd", "lose", "max", "max", "buffered", "pause",
                "resume", "clear", "reset", "disregard", "buffered", "feed", "max", "feed"]
 BETWEEN = ["feed"] * 8 + ["pause", "resume", "max", "class_max", "class_fmt", "clear",
-                          "reset", "disregard", "buffered", "recvd", "lose"]
+                          "reset", "disregard", "buffered", "recvd", "lose", "class_undo",
+                          "class_touch"]
 
 
 class Recording:
@@ -86,6 +89,7 @@ class Run:
         self.framer = framer  # None: the protocol's own
         self.events = []
         self.count = 0
+        self.plain = set()  # settings the script assigned on the class
 
     def framer_of(self, proto):
         return self.framer if self.framer is not None else proto._getFramer()
@@ -124,15 +128,20 @@ def act(run, proto, action, arg):
         proto.MAX_LENGTH = LIMITS[value % len(LIMITS)]
     elif action == "class_max":
         cls.MAX_LENGTH = LIMITS[value % len(LIMITS)]
+        run.plain.add("MAX_LENGTH")
     elif action == "class_fmt":
         fmt = FORMATS[value % len(FORMATS)]
         cls.structFormat, cls.prefixLength = fmt, calcsize(fmt) + (value >= 240)
+        run.plain.update(("structFormat", "prefixLength"))
     elif action == "pause":
         events.append(("pause", outcome(proto.pauseProducing)))
     elif action == "resume":
         events.append(("resume", outcome(proto.resumeProducing)))
     elif action in ("clear", "reset", "disregard", "buffered"):
         events.append((action, outcome(getattr(run.framer_of(proto), action))))
+    elif action in ("class_undo", "class_touch"):
+        class_change(cls, action, value, ("MAX_LENGTH", "structFormat", "prefixLength"),
+                     run.plain)
 
 
 def feed(run, proto, data):

@@ -85,6 +85,25 @@ def subclass(base, namespace, fresh):
     return made
 
 
+def class_change(cls, action, value, settings, plain) -> None:
+    """The class changes that leave every setting a Setting in the compiled build (so
+    a framer may keep what it read, and must learn of the change): "class_undo"
+    removes one of the settings the class sets itself (its base's shows again),
+    "class_touch" sets an attribute no framer reads.
+
+    Not undone: a setting the script assigned on the class (*plain*: a plain value
+    in both builds). An instance value assigned while that was so went to the
+    instance's __dict__ without a Setting to tell the framer, and the compiled build
+    would not see it once the class's Setting shows again: a documented difference
+    (README, "All receivers"), not a finding."""
+    if action == "class_undo":
+        own = [name for name in settings if name in vars(cls) and name not in plain]
+        if own:
+            delattr(cls, own[value % len(own)])
+    elif action == "class_touch":
+        cls.touched = value
+
+
 def changes_class(plan, steps) -> bool:
     """Whether a script's actions change the protocol class."""
     return any(action.startswith("class") for action, _ in [*plan.values(), *steps])
