@@ -5,14 +5,15 @@
 #   bash fuzz/build.sh            (re)build; fast when nothing changed
 #
 # Needs clang and its sanitizer runtimes (Debian: clang, libclang-rt-dev; installed when
-# root and missing). PYTHON picks the interpreter (default python3; fuzz/.venv is made
-# again if another made it). fuzz/run.sh sources
+# root and missing). PYTHON picks the interpreter (default python3), FUZZ_VENV the
+# environment (default fuzz/.venv; made again if another interpreter made it).
+# fuzz/run.sh sources
 # fuzz/env.sh for the runtime settings (the ASan runtime preloaded into python).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
-VENV="$ROOT/fuzz/.venv"
+VENV="${FUZZ_VENV:-$ROOT/fuzz/.venv}"
 
 if ! command -v clang >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

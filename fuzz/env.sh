@@ -1,7 +1,7 @@
-# Sourced by the fuzz scripts: run fuzz/.venv's python with atheris' ASan runtime
-# preloaded (the interpreter itself is not instrumented; the extensions are).
+# Sourced by the fuzz scripts: run fuzz/.venv's python (or FUZZ_VENV's) with atheris'
+# ASan runtime preloaded (the interpreter itself is not instrumented; the extensions are).
 FUZZ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-FUZZ_PY="$FUZZ_ROOT/fuzz/.venv/bin/python"
+FUZZ_PY="${FUZZ_VENV:-$FUZZ_ROOT/fuzz/.venv}/bin/python"
 export LD_PRELOAD="$("$FUZZ_PY" -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so"
 # Python's own allocations never freed at exit are not our leaks; malloc instead of
 # pymalloc lets ASan see overruns of objects the extensions allocate.

@@ -296,20 +296,32 @@ def test_settings_read_again_only_after_a_class_change(compiled, kind):
     assert proto.events[-1] == ("long",)
 
 
+class OwnMro(type):
+    """A metaclass with its own mro(): CPython then drops a class's version tag on a
+    __bases__ assignment without reporting the change to type watchers."""
+
+    def mro(cls):
+        return super().mro()
+
+
 @pytest.mark.parametrize(
-    "how", ["__bases__", "__class__", "del", "two changes", "type cache cleared"]
+    "how",
+    ["__bases__", "__bases__ under a metaclass's mro()", "__class__", "del", "two changes",
+     "type cache cleared"],
 )
 def test_class_change_between_calls_is_seen(compiled, kind, how):
     """Changes that keep every setting a Setting (so the framer may keep what it
-    read) take effect from the next call."""
+    read) take effect from the next call, also for a new connection."""
     strict = protocol_class(compiled, kind, name="Strict", MAX_LENGTH=3)
     loose = protocol_class(compiled, kind, name="Loose", MAX_LENGTH=100)
     cls = type("Leaf", (loose,), {})
     if how == "del":
         cls = type("Leaf", (strict,), {"MAX_LENGTH": 100})
+    elif how.endswith("mro()"):
+        cls = OwnMro("Leaf", (loose,), {})
     proto = connect(cls)
     proto.dataReceived(frames(kind, 2, size=4))
-    if how == "__bases__":
+    if how.startswith("__bases__"):
         cls.__bases__ = (strict,)
     elif how == "__class__":
         proto.__class__ = type("Other", (strict,), {})
@@ -323,6 +335,9 @@ def test_class_change_between_calls_is_seen(compiled, kind, how):
         cls.__bases__ = (strict,)
     proto.dataReceived(frames(kind, 1, size=4))
     assert proto.events == [("ok", 0), ("ok", 1), ("long",)]
+    fresh = connect(type(proto))
+    fresh.dataReceived(frames(kind, 1, size=4))
+    assert fresh.events == [("long",)]
 
 
 def test_instance_format_assigned_in_callback_applies_from_next_call(compiled):

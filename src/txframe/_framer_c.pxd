@@ -32,6 +32,7 @@ cdef class Framer:
     cdef bint _stale  # read the settings again before the next frame
     cdef object _watched  # the sink's class, while the settings read are known current
     cdef unsigned long long _changes  # (class changes counted when they were read)
+    cdef bint _unkept  # the settings last read could not be kept: read, do not watch
     cdef bint _pinned  # the instance set its own settings: never drop this framer
     cdef dict _mine  # and these are they (a copy of what its Settings stored)
     cdef bint _paused
@@ -41,17 +42,20 @@ cdef class Framer:
     #     if not self._class_unchanged(sink): mark the settings stale;
     #     to read them: values = self._recall(sink), or if None:
     #         watched = self._start_read(sink); read them;
-    #         if watched is not None: self._end_read(watched, cacheable, values)
+    #         self._end_read(watched, cacheable, values if watched is not None else None)
+    # (Settings that cannot be kept are read before every frame: those reads skip
+    # the watching, which could not help.)
     cdef inline bint _class_unchanged(self, object sink) noexcept:
         return TXF_WATCHERS and self._watched is type(sink) and self._no_change()
 
     cdef inline tuple _recall(self, object sink):
-        return self._recalled(sink) if TXF_WATCHERS else None
+        return self._recalled(sink) if TXF_WATCHERS and not self._unkept else None
 
     cdef inline object _start_read(self, object sink):
-        return self._watch(sink) if TXF_WATCHERS else None
+        return self._watch(sink) if TXF_WATCHERS and not self._unkept else None
 
     cdef inline int _end_read(self, object watched, bint cacheable, tuple values) except -1:
+        self._unkept = not cacheable
         return self._trust(watched, cacheable, values) if watched is not None else 0
 
     cdef bint _no_change(self) noexcept

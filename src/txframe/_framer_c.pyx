@@ -16,9 +16,9 @@ found by walking the MRO.
 
 From CPython 3.12 the next ``feed`` does not even read them unless something may
 have changed: a framer watches its sink's class with the public type-watcher API
-(``PyType_Watch``), which reports every change to the class or a base (see
-txf_watch for the one condition, and the fallback). Before 3.12 they are read at
-the start of every ``feed``.
+(``PyType_Watch``), which reports the changes to the class or a base (under the
+conditions txf_watch checks; where they do not hold, the framer reads them at the
+start of every ``feed``, as it always does before 3.12).
 
 The module is not declared free-threading compatible: the framers and Settings
 assume the GIL (a framer belongs to one connection, and Setting assignments and the
@@ -79,8 +79,11 @@ cdef extern from *:
        change only to a class whose version tag is valid (consecutive changes with no
        lookup in between are reported once), so t must have one, which
        PyUnstable_Type_AssignVersionTag gives it, or fails to (3.13 gives a class at
-       most about 1,000 in its life). Before 3.12, or when the interpreter has no
-       watcher left to give, it returns 0 and the settings are read on every call. */
+       most about 1,000 in its life). And t's metaclass must be type: under one with
+       its own mro(), a __bases__ assignment drops the tag and reports nothing (and
+       a metaclass can gain an mro() at any time). Otherwise (or before 3.12, or when
+       the interpreter has no watcher left to give) it returns 0, and the settings
+       are read on every call. */
     static unsigned long long txf_changes = 0;
     #if PY_VERSION_HEX >= 0x030C0000
     static int txf_watcher = -1;  /* -1: not asked for yet; -2: none to be had */
@@ -90,6 +93,7 @@ cdef extern from *:
         return 0;
     }
     static int txf_watch(PyObject* t) {
+        if (Py_TYPE(t) != &PyType_Type) return 0;
         if (txf_watcher == -1) {
             txf_watcher = PyType_AddWatcher(txf_on_change);
             if (txf_watcher < 0) {
@@ -130,7 +134,8 @@ def reads():
 def watching():
     """Whether framers are told of changes to their sinks' classes (CPython 3.12+'s
     type watchers), and so read the settings again only after one; otherwise they
-    read them at the start of every feed."""
+    read them at the start of every feed. (False until a framer first reads: the
+    watcher is asked for then.)"""
     return txf_watching()
 
 

@@ -6,10 +6,10 @@ handed to the sink by the loop below. The loop never keeps a pointer or offset a
 a callback: callbacks may feed more data (the buffer may move), clear it, pause, or
 switch modes.
 
-``delimiter`` and ``MAX_LENGTH`` are read at the start of every ``feed`` and kept for
-its lines while they are :class:`Setting`\ s (assigning one on the instance marks the
-framer stale: the next line uses it); any other kind is read again before every line
-(see ``_framer_c``).
+``delimiter`` and ``MAX_LENGTH`` are read at the start of a ``feed`` (on 3.12+ only if
+something may have changed them) and kept for its lines while they are
+:class:`Setting`\ s (assigning one on the instance marks the framer stale: the next
+line uses it); any other kind is read again before every line (see ``_framer_c``).
 """
 
 cimport cython
@@ -149,8 +149,9 @@ cdef class LineFramer(Framer):
         if limit is not self._limit or limit is None:
             self._use_limit(limit, PyBytes_GET_SIZE(self._delim))
         self._stale = not cacheable
-        if watched is not None:
-            self._end_read(watched, cacheable, (delim, limit))
+        if values is None:
+            self._end_read(watched, cacheable,
+                           (delim, limit) if watched is not None and cacheable else None)
         return 0
 
     # -- the dispatch loop ------------------------------------------------------
