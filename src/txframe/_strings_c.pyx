@@ -88,8 +88,6 @@ cdef class LimitedFramer(StringFramer):
             self._longest = longest(limit)
             self._limit = limit
         self._stale = not cacheable
-        if not cacheable:
-            self._watched = None
         return cacheable
 
 
